@@ -1,0 +1,964 @@
+/**
+ * The taskwire wire protocol: frames and messages only. No sockets, timers or
+ * policy live here, so other programs can speak taskwire with this module
+ * alone (`import { encode, MessageDecoder } from 'taskwire/protocol'`).
+ *
+ * Frame (docs/PROTOCOL.md §2): `[u8 command][u32 big-endian payload length][payload]`.
+ * Integers are big-endian. Job ids are u64 on the wire and must be below 2^53.
+ */
+import { ErrorCode, isErrorCode, ProtocolError, TaskwireError } from './errors.js';
+
+export { ErrorCode, ProtocolError, TaskwireError } from './errors.js';
+
+/** The protocol version spoken by this module (HELLO / WELCOME `version`). */
+export const PROTOCOL_VERSION = 1;
+/** Bytes in a frame header: u8 command + u32 length. */
+export const HEADER_BYTES = 5;
+/** Default maximum payload a receiver accepts: 16 MiB. */
+export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
+/** Largest value of a u32 field. */
+export const U32_MAX = 0xffff_ffff;
+/** `maxRetries` value in SUBMIT meaning "use the scheduler's default". */
+export const DEFAULT_RETRIES = 0xffff;
+/** Longest string in a `str8` field, in UTF-8 bytes. */
+export const MAX_STR8_BYTES = 255;
+
+/** Command bytes (docs/PROTOCOL.md §3). */
+export const Command = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  HEARTBEAT: 0x03,
+  GOODBYE: 0x04,
+  SUBMIT: 0x10,
+  ACK: 0x11,
+  EVENT: 0x12,
+  WATCH: 0x13,
+  ASSIGN: 0x20,
+  RESULT: 0x21,
+  FAIL: 0x22,
+  PROGRESS: 0x23,
+  ABANDON: 0x24,
+  STATUS: 0x30,
+  CANCEL: 0x31,
+  LIST: 0x32,
+  WORKERS: 0x33,
+  STATS: 0x34,
+  COMPACT: 0x35,
+  REPLY: 0x3f,
+  ERROR: 0x7f,
+} as const;
+export type Command = (typeof Command)[keyof typeof Command];
+
+/** Who is on the other end of a connection. */
+export type Role = 'client' | 'worker';
+/** Job states (DESIGN.md "Job semantics"). */
+export type JobState = 'QUEUED' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
+export const JOB_STATES: readonly JobState[] = ['QUEUED', 'RUNNING', 'DONE', 'FAILED', 'CANCELLED'];
+/** What an EVENT reports about a job. */
+export type JobEvent = 'done' | 'failed' | 'progress' | 'cancelled';
+/** Why the scheduler tells a worker to stop an attempt. */
+export type AbandonReason = 'timeout' | 'cancelled' | 'lost';
+
+/** One frame as cut from the stream: the command byte and a view of its payload. */
+export interface Frame {
+  command: number;
+  payload: Buffer;
+}
+
+/** First frame on every connection, sent by the connecting side (§4.1). */
+export interface HelloMessage {
+  type: 'HELLO';
+  version: number;
+  role: Role;
+  name: string;
+  /** Job kinds a worker runs; empty for clients. */
+  capabilities: string[];
+  /** Jobs a worker runs at once; 0 for clients. */
+  concurrency: number;
+  token?: string;
+}
+/** The scheduler's answer to HELLO (§4.1). */
+export interface WelcomeMessage {
+  type: 'WELCOME';
+  version: number;
+  serverVersion: string;
+  heartbeatMs: number;
+  maxPayloadBytes: number;
+  /** Connection id the scheduler uses in logs and `workers` output. */
+  sessionId: string;
+}
+/** Keep-alive, both ways; `running` is the sender's load (jobs running now). */
+export interface HeartbeatMessage {
+  type: 'HEARTBEAT';
+  running: number;
+}
+/** Worker: "drain me, assign nothing more". Scheduler: "I am shutting down". */
+export interface GoodbyeMessage {
+  type: 'GOODBYE';
+  reason: string;
+}
+/** A failure; `requestId` 0 means the connection itself (it closes after). */
+export interface ErrorMessage {
+  type: 'ERROR';
+  requestId: number;
+  code: ErrorCode;
+  message: string;
+}
+/** Client → scheduler: queue one job (§5.1). */
+export interface SubmitMessage {
+  type: 'SUBMIT';
+  requestId: number;
+  kind: string;
+  /** Opaque to the scheduler: JSON by convention, raw UTF-8 for sha256. */
+  args: Buffer;
+  /** 0–255, higher runs first. */
+  priority: number;
+  /** Run timeout per attempt; 0 = scheduler default. */
+  timeoutMs: number;
+  /** Retries after the first attempt; {@link DEFAULT_RETRIES} = scheduler default. */
+  maxRetries: number;
+  /** Estimated run time; shorter runs first among equal priority. 0 = unknown. */
+  estMs: number;
+  /** Do not start before this many ms from now. */
+  delayMs: number;
+  /** Idempotency key; '' = none. */
+  key: string;
+  /** Send this job's final EVENT to this connection. */
+  wait: boolean;
+  /** Also send PROGRESS events (only with `wait`). */
+  progress: boolean;
+}
+/** Scheduler → client: the job is queued (durably, with a journal). */
+export interface AckMessage {
+  type: 'ACK';
+  requestId: number;
+  jobId: number;
+  /** True when an idempotency key matched a live job: `jobId` is that job. */
+  existing: boolean;
+}
+/** Scheduler → client: something happened to a job the client waits on. */
+export interface EventMessage {
+  type: 'EVENT';
+  jobId: number;
+  event: JobEvent;
+  /** Attempt number the event belongs to (1-based; 0 if it never ran). */
+  attempt: number;
+  /** Progress percentage (progress events), else 0. */
+  pct: number;
+  /** For failed: the handler said retrying cannot help. */
+  permanent: boolean;
+  /** done: the result bytes; failed/progress: a UTF-8 message; cancelled: empty. */
+  data: Buffer;
+}
+/** Client → scheduler: send me the events of an existing job. */
+export interface WatchMessage {
+  type: 'WATCH';
+  requestId: number;
+  jobId: number;
+  progress: boolean;
+}
+/** Scheduler → worker: run this attempt of a job. */
+export interface AssignMessage {
+  type: 'ASSIGN';
+  jobId: number;
+  attempt: number;
+  timeoutMs: number;
+  kind: string;
+  args: Buffer;
+}
+/** Worker → scheduler: the attempt succeeded. */
+export interface ResultMessage {
+  type: 'RESULT';
+  jobId: number;
+  attempt: number;
+  result: Buffer;
+}
+/** Worker → scheduler: the attempt failed. */
+export interface FailMessage {
+  type: 'FAIL';
+  jobId: number;
+  attempt: number;
+  permanent: boolean;
+  message: string;
+}
+/** Worker → scheduler: progress of a running attempt. */
+export interface ProgressMessage {
+  type: 'PROGRESS';
+  jobId: number;
+  attempt: number;
+  pct: number;
+  message: string;
+}
+/** Scheduler → worker: stop this attempt, its outcome no longer counts. */
+export interface AbandonMessage {
+  type: 'ABANDON';
+  jobId: number;
+  attempt: number;
+  reason: AbandonReason;
+}
+/** Client → scheduler: the state of one job; answered by REPLY {@link JobInfo}. */
+export interface StatusMessage {
+  type: 'STATUS';
+  requestId: number;
+  jobId: number;
+}
+/** Client → scheduler: cancel a queued or running job; answered by REPLY {@link JobInfo}. */
+export interface CancelMessage {
+  type: 'CANCEL';
+  requestId: number;
+  jobId: number;
+}
+/** Client → scheduler: list jobs; answered by REPLY `JobInfo[]`. */
+export interface ListMessage {
+  type: 'LIST';
+  requestId: number;
+  /** '' = any state. */
+  state: JobState | '';
+  /** '' = any kind. */
+  kind: string;
+  limit: number;
+}
+/** Client → scheduler: connected workers; answered by REPLY `WorkerInfo[]`. */
+export interface WorkersMessage {
+  type: 'WORKERS';
+  requestId: number;
+}
+/** Client → scheduler: counters; answered by REPLY {@link StatsInfo}. */
+export interface StatsMessage {
+  type: 'STATS';
+  requestId: number;
+}
+/** Client → scheduler: compact the journal now; answered by REPLY. */
+export interface CompactMessage {
+  type: 'COMPACT';
+  requestId: number;
+}
+/** Scheduler → client: the JSON answer to an admin request. */
+export interface ReplyMessage {
+  type: 'REPLY';
+  requestId: number;
+  body: unknown;
+}
+
+/** Every message of the protocol, discriminated by `type`. */
+export type Message =
+  | HelloMessage
+  | WelcomeMessage
+  | HeartbeatMessage
+  | GoodbyeMessage
+  | ErrorMessage
+  | SubmitMessage
+  | AckMessage
+  | EventMessage
+  | WatchMessage
+  | AssignMessage
+  | ResultMessage
+  | FailMessage
+  | ProgressMessage
+  | AbandonMessage
+  | StatusMessage
+  | CancelMessage
+  | ListMessage
+  | WorkersMessage
+  | StatsMessage
+  | CompactMessage
+  | ReplyMessage;
+export type MessageType = Message['type'];
+
+/** REPLY body of STATUS and CANCEL, and the items of LIST. */
+export interface JobInfo {
+  id: number;
+  kind: string;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxRetries: number;
+  timeoutMs: number;
+  /** Wall-clock ms. */
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Name of the worker running (or that ran) the last attempt. */
+  worker?: string;
+  /** DONE: the result as UTF-8 text. */
+  result?: string;
+  /** FAILED: the last error. */
+  error?: string;
+  key?: string;
+  /** QUEUED jobs waiting for a delay or a retry backoff: wall-clock ms they become runnable. */
+  notBefore?: number;
+}
+/** Items of the WORKERS reply. */
+export interface WorkerInfo {
+  id: string;
+  name: string;
+  capabilities: string[];
+  concurrency: number;
+  running: number;
+  draining: boolean;
+  connectedAt: number;
+  lastHeartbeatAt: number;
+  done: number;
+  failed: number;
+}
+/** Per-kind counters in the STATS reply. */
+export interface KindStats {
+  queued: number;
+  running: number;
+  done: number;
+  failed: number;
+  cancelled: number;
+  /** Age of the oldest runnable queued job, ms (0 if none). */
+  oldestQueuedMs: number;
+  /** Jobs finished per second over the last few seconds. */
+  donePerSec: number;
+  submittedPerSec: number;
+}
+/** REPLY body of STATS. */
+export interface StatsInfo {
+  uptimeMs: number;
+  serverVersion: string;
+  connections: { clients: number; workers: number };
+  totals: { queued: number; running: number; retained: number; submitted: number };
+  kinds: Record<string, KindStats>;
+  journal: JournalStats | null;
+}
+/** Journal counters inside STATS (null without a data directory). */
+export interface JournalStats {
+  fsync: 'always' | 'batch' | 'off';
+  bytes: number;
+  recordsReplayed: number;
+  recoverMs: number;
+  lastCompactionAt: number | null;
+  compactions: number;
+}
+
+// ---------------------------------------------------------------------------
+// Framing
+
+/**
+ * Cuts a byte stream into frames. Feed it chunks as they arrive, of any size
+ * and split anywhere; each `push` returns the frames the chunk completes.
+ * Payloads are views into the input where possible (copy what you keep long).
+ * A declared length above `maxPayloadBytes` throws `FRAME_TOO_LARGE` right
+ * after the 5-byte header, before any payload is buffered. After a throw the
+ * decoder refuses further input.
+ */
+export class FrameDecoder {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Valid between a complete header and its complete payload. */
+  #command = -1;
+  #length = 0;
+  #failed = false;
+
+  constructor(readonly maxPayloadBytes: number = DEFAULT_MAX_PAYLOAD) {}
+
+  /** Bytes received but not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** Feeds one chunk and returns every frame it completes. Throws {@link ProtocolError}. */
+  push(chunk: Buffer): Frame[] {
+    if (this.#failed) throw new ProtocolError('BAD_FRAME', 'decoder already failed');
+    const frames: Frame[] = [];
+    if (chunk.length === 0) return frames;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    for (;;) {
+      if (this.#command < 0) {
+        if (this.#buffered < HEADER_BYTES) break;
+        const head = this.#take(HEADER_BYTES);
+        const length = head.readUInt32BE(1);
+        if (length > this.maxPayloadBytes) {
+          // PROTOCOL.md §2: rejected before any payload is buffered.
+          this.#failed = true;
+          this.#chunks = [];
+          this.#buffered = 0;
+          throw new ProtocolError(
+            'FRAME_TOO_LARGE',
+            `frame payload of ${length} bytes exceeds the maximum of ${this.maxPayloadBytes}`,
+          );
+        }
+        this.#command = head[0]!;
+        this.#length = length;
+      }
+      if (this.#buffered < this.#length) break;
+      frames.push({ command: this.#command, payload: this.#take(this.#length) });
+      this.#command = -1;
+    }
+    return frames;
+  }
+
+  /** True when a frame has started but not finished (a peer that hangs mid-frame). */
+  get midFrame(): boolean {
+    return this.#buffered > 0 || this.#command >= 0;
+  }
+
+  /** Removes `n` buffered bytes: a view when they sit in one chunk, else one copy. */
+  #take(n: number): Buffer {
+    this.#buffered -= n;
+    const first = this.#chunks[0];
+    if (n === 0) return EMPTY;
+    if (first !== undefined && first.length >= n) {
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    while (offset < n) {
+      const chunk = this.#chunks[0]!;
+      const wanted = n - offset;
+      if (chunk.length <= wanted) {
+        chunk.copy(out, offset);
+        offset += chunk.length;
+        this.#chunks.shift();
+      } else {
+        chunk.copy(out, offset, 0, wanted);
+        this.#chunks[0] = chunk.subarray(wanted);
+        offset += wanted;
+      }
+    }
+    return out;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A {@link FrameDecoder} that also decodes each frame into a {@link Message}.
+ * @example
+ * const decoder = new MessageDecoder();
+ * socket.on('data', (chunk) => { for (const msg of decoder.push(chunk)) handle(msg); });
+ */
+export class MessageDecoder {
+  readonly #frames: FrameDecoder;
+  constructor(maxPayloadBytes: number = DEFAULT_MAX_PAYLOAD) {
+    this.#frames = new FrameDecoder(maxPayloadBytes);
+  }
+  get bufferedBytes(): number {
+    return this.#frames.bufferedBytes;
+  }
+  /** Feeds one chunk; returns the messages it completes. Throws {@link ProtocolError}. */
+  push(chunk: Buffer): Message[] {
+    const frames = this.#frames.push(chunk);
+    const out: Message[] = new Array(frames.length);
+    for (let i = 0; i < frames.length; i++) out[i] = decodeMessage(frames[i]!);
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Field codecs
+
+const EVENT_CODES: Record<JobEvent, number> = { done: 1, failed: 2, progress: 3, cancelled: 4 };
+const EVENT_NAMES: (JobEvent | undefined)[] = [undefined, 'done', 'failed', 'progress', 'cancelled'];
+const ABANDON_CODES: Record<AbandonReason, number> = { timeout: 1, cancelled: 2, lost: 3 };
+const ABANDON_NAMES: (AbandonReason | undefined)[] = [undefined, 'timeout', 'cancelled', 'lost'];
+
+const COMMAND_NAMES = new Map<number, string>(Object.entries(Command).map(([name, byte]) => [byte, name]));
+
+/** The name of a command byte, or `0xNN` for an unknown one (for logs and errors). */
+export function commandName(command: number): string {
+  return COMMAND_NAMES.get(command) ?? `0x${command.toString(16).padStart(2, '0')}`;
+}
+
+function invalid(message: string): TaskwireError {
+  return new TaskwireError('INVALID_ARGUMENT', message);
+}
+
+function checkUint(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw invalid(`${name} must be an integer from 0 to ${max}, got ${value}`);
+  }
+}
+
+function str8Bytes(name: string, value: string): number {
+  const n = Buffer.byteLength(value);
+  if (n > MAX_STR8_BYTES) throw invalid(`${name} is ${n} bytes of UTF-8; the maximum is ${MAX_STR8_BYTES}`);
+  return n;
+}
+
+function frame(command: number, payloadBytes: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
+  buf[0] = command;
+  buf.writeUInt32BE(payloadBytes, 1);
+  return buf;
+}
+
+function writeU64(buf: Buffer, value: number, offset: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw invalid(`job id must be a safe non-negative integer, got ${value}`);
+  const hi = Math.floor(value / 0x1_0000_0000);
+  buf.writeUInt32BE(hi, offset);
+  buf.writeUInt32BE(value - hi * 0x1_0000_0000, offset + 4);
+  return offset + 8;
+}
+
+function writeStr8(buf: Buffer, value: string, bytes: number, offset: number): number {
+  buf[offset] = bytes;
+  if (bytes > 0) buf.write(value, offset + 1, bytes, 'utf8');
+  return offset + 1 + bytes;
+}
+
+function jsonFrame(command: number, requestId: number | undefined, body: unknown): Buffer {
+  const text = JSON.stringify(body) ?? 'null';
+  const bytes = Buffer.byteLength(text);
+  const head = requestId === undefined ? 0 : 4;
+  const buf = frame(command, head + bytes);
+  if (requestId !== undefined) buf.writeUInt32BE(requestId, HEADER_BYTES);
+  buf.write(text, HEADER_BYTES + head, bytes, 'utf8');
+  return buf;
+}
+
+/** Reads fixed fields off a payload; every overrun is a TRUNCATED_PAYLOAD ProtocolError. */
+class Reader {
+  offset = 0;
+  constructor(
+    readonly buf: Buffer,
+    readonly command: number,
+  ) {}
+  need(n: number): void {
+    if (this.offset + n > this.buf.length) {
+      throw new ProtocolError(
+        'TRUNCATED_PAYLOAD',
+        `${commandName(this.command)} payload of ${this.buf.length} bytes is too short`,
+      );
+    }
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.offset++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32BE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  u64(): number {
+    this.need(8);
+    const hi = this.buf.readUInt32BE(this.offset);
+    const lo = this.buf.readUInt32BE(this.offset + 4);
+    this.offset += 8;
+    if (hi > 0x1f_ffff) throw new ProtocolError('BAD_FRAME', `${commandName(this.command)}: job id is 2^53 or more`);
+    return hi * 0x1_0000_0000 + lo;
+  }
+  str8(): string {
+    const n = this.u8();
+    this.need(n);
+    const s = this.buf.toString('utf8', this.offset, this.offset + n);
+    this.offset += n;
+    return s;
+  }
+  /** The rest of the payload as a view. */
+  rest(): Buffer {
+    const out = this.buf.subarray(this.offset);
+    this.offset = this.buf.length;
+    return out;
+  }
+  restText(): string {
+    const s = this.buf.toString('utf8', this.offset);
+    this.offset = this.buf.length;
+    return s;
+  }
+  json(): unknown {
+    const text = this.restText();
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new ProtocolError('BAD_FRAME', `${commandName(this.command)}: payload is not valid JSON`, { cause: err });
+    }
+  }
+  end(): void {
+    if (this.offset !== this.buf.length) {
+      throw new ProtocolError(
+        'BAD_FRAME',
+        `${commandName(this.command)} has ${this.buf.length - this.offset} trailing bytes`,
+      );
+    }
+  }
+}
+
+function jsonObject(command: number, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('BAD_FRAME', `${commandName(command)}: payload must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function field<T>(command: number, obj: Record<string, unknown>, name: string, check: (v: unknown) => v is T): T {
+  const v = obj[name];
+  if (!check(v)) throw new ProtocolError('BAD_FRAME', `${commandName(command)}: field "${name}" is missing or of the wrong type`);
+  return v;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isRole = (v: unknown): v is Role => v === 'client' || v === 'worker';
+
+// ---------------------------------------------------------------------------
+// encode / decodeMessage
+
+/**
+ * Encodes one message as a complete frame. The exact inverse of
+ * {@link decodeMessage}. Throws `INVALID_ARGUMENT` for out-of-range fields.
+ */
+export function encode(msg: Message): Buffer {
+  switch (msg.type) {
+    case 'SUBMIT': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      checkUint('priority', msg.priority, 255);
+      checkUint('maxRetries', msg.maxRetries, 0xffff);
+      checkUint('timeoutMs', msg.timeoutMs, U32_MAX);
+      checkUint('estMs', msg.estMs, U32_MAX);
+      checkUint('delayMs', msg.delayMs, U32_MAX);
+      const kindBytes = str8Bytes('kind', msg.kind);
+      const keyBytes = str8Bytes('key', msg.key);
+      const buf = frame(Command.SUBMIT, 22 + kindBytes + keyBytes + msg.args.length);
+      let o = HEADER_BYTES;
+      buf.writeUInt32BE(msg.requestId, o);
+      buf[o + 4] = (msg.wait ? 1 : 0) | (msg.progress ? 2 : 0);
+      buf[o + 5] = msg.priority;
+      buf.writeUInt16BE(msg.maxRetries, o + 6);
+      buf.writeUInt32BE(msg.timeoutMs, o + 8);
+      buf.writeUInt32BE(msg.estMs, o + 12);
+      buf.writeUInt32BE(msg.delayMs, o + 16);
+      o = writeStr8(buf, msg.kind, kindBytes, o + 20);
+      o = writeStr8(buf, msg.key, keyBytes, o);
+      msg.args.copy(buf, o);
+      return buf;
+    }
+    case 'ACK': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const buf = frame(Command.ACK, 13);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      writeU64(buf, msg.jobId, HEADER_BYTES + 4);
+      buf[HEADER_BYTES + 12] = msg.existing ? 1 : 0;
+      return buf;
+    }
+    case 'ASSIGN': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      checkUint('timeoutMs', msg.timeoutMs, U32_MAX);
+      const kindBytes = str8Bytes('kind', msg.kind);
+      const buf = frame(Command.ASSIGN, 17 + kindBytes + msg.args.length);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
+      buf.writeUInt32BE(msg.timeoutMs, HEADER_BYTES + 12);
+      const o = writeStr8(buf, msg.kind, kindBytes, HEADER_BYTES + 16);
+      msg.args.copy(buf, o);
+      return buf;
+    }
+    case 'RESULT': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      const buf = frame(Command.RESULT, 12 + msg.result.length);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
+      msg.result.copy(buf, HEADER_BYTES + 12);
+      return buf;
+    }
+    case 'EVENT': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      checkUint('pct', msg.pct, 255);
+      const buf = frame(Command.EVENT, 15 + msg.data.length);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf[HEADER_BYTES + 8] = EVENT_CODES[msg.event];
+      buf[HEADER_BYTES + 9] = msg.permanent ? 1 : 0;
+      buf[HEADER_BYTES + 10] = msg.pct;
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 11);
+      msg.data.copy(buf, HEADER_BYTES + 15);
+      return buf;
+    }
+    case 'FAIL': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      const bytes = Buffer.byteLength(msg.message);
+      const buf = frame(Command.FAIL, 13 + bytes);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
+      buf[HEADER_BYTES + 12] = msg.permanent ? 1 : 0;
+      buf.write(msg.message, HEADER_BYTES + 13, bytes, 'utf8');
+      return buf;
+    }
+    case 'PROGRESS': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      checkUint('pct', msg.pct, 255);
+      const bytes = Buffer.byteLength(msg.message);
+      const buf = frame(Command.PROGRESS, 13 + bytes);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
+      buf[HEADER_BYTES + 12] = msg.pct;
+      buf.write(msg.message, HEADER_BYTES + 13, bytes, 'utf8');
+      return buf;
+    }
+    case 'ABANDON': {
+      checkUint('attempt', msg.attempt, U32_MAX);
+      const buf = frame(Command.ABANDON, 13);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
+      buf[HEADER_BYTES + 12] = ABANDON_CODES[msg.reason];
+      return buf;
+    }
+    case 'WATCH': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const buf = frame(Command.WATCH, 13);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      writeU64(buf, msg.jobId, HEADER_BYTES + 4);
+      buf[HEADER_BYTES + 12] = msg.progress ? 1 : 0;
+      return buf;
+    }
+    case 'STATUS':
+    case 'CANCEL': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const buf = frame(msg.type === 'STATUS' ? Command.STATUS : Command.CANCEL, 12);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      writeU64(buf, msg.jobId, HEADER_BYTES + 4);
+      return buf;
+    }
+    case 'LIST': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      checkUint('limit', msg.limit, U32_MAX);
+      const stateBytes = str8Bytes('state', msg.state);
+      const kindBytes = str8Bytes('kind', msg.kind);
+      const buf = frame(Command.LIST, 10 + stateBytes + kindBytes);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      buf.writeUInt32BE(msg.limit, HEADER_BYTES + 4);
+      const o = writeStr8(buf, msg.state, stateBytes, HEADER_BYTES + 8);
+      writeStr8(buf, msg.kind, kindBytes, o);
+      return buf;
+    }
+    case 'WORKERS':
+    case 'STATS':
+    case 'COMPACT': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const buf = frame(Command[msg.type], 4);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      return buf;
+    }
+    case 'HEARTBEAT': {
+      checkUint('running', msg.running, U32_MAX);
+      const buf = frame(Command.HEARTBEAT, 4);
+      buf.writeUInt32BE(msg.running, HEADER_BYTES);
+      return buf;
+    }
+    case 'GOODBYE': {
+      const bytes = Buffer.byteLength(msg.reason);
+      const buf = frame(Command.GOODBYE, bytes);
+      buf.write(msg.reason, HEADER_BYTES, bytes, 'utf8');
+      return buf;
+    }
+    case 'ERROR': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const codeBytes = str8Bytes('code', msg.code);
+      const bytes = Buffer.byteLength(msg.message);
+      const buf = frame(Command.ERROR, 5 + codeBytes + bytes);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      const o = writeStr8(buf, msg.code, codeBytes, HEADER_BYTES + 4);
+      buf.write(msg.message, o, bytes, 'utf8');
+      return buf;
+    }
+    case 'REPLY': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      return jsonFrame(Command.REPLY, msg.requestId, msg.body);
+    }
+    case 'HELLO': {
+      checkUint('version', msg.version, 0xffff);
+      checkUint('concurrency', msg.concurrency, U32_MAX);
+      const body: Record<string, unknown> = {
+        version: msg.version,
+        role: msg.role,
+        name: msg.name,
+        capabilities: msg.capabilities,
+        concurrency: msg.concurrency,
+      };
+      if (msg.token !== undefined) body['token'] = msg.token;
+      return jsonFrame(Command.HELLO, undefined, body);
+    }
+    case 'WELCOME': {
+      const { type: _type, ...body } = msg;
+      return jsonFrame(Command.WELCOME, undefined, body);
+    }
+    default:
+      return assertNever(msg);
+  }
+}
+
+/**
+ * Decodes one frame into a {@link Message}. Throws {@link ProtocolError}
+ * (`UNKNOWN_COMMAND`, `TRUNCATED_PAYLOAD`, `BAD_FRAME`) for anything else.
+ */
+export function decodeMessage(f: Frame): Message {
+  const r = new Reader(f.payload, f.command);
+  let msg: Message;
+  switch (f.command) {
+    case Command.SUBMIT: {
+      const requestId = r.u32();
+      const flags = r.u8();
+      const priority = r.u8();
+      const maxRetries = r.u16();
+      const timeoutMs = r.u32();
+      const estMs = r.u32();
+      const delayMs = r.u32();
+      const kind = r.str8();
+      const key = r.str8();
+      return {
+        type: 'SUBMIT',
+        requestId,
+        kind,
+        args: r.rest(),
+        priority,
+        timeoutMs,
+        maxRetries,
+        estMs,
+        delayMs,
+        key,
+        wait: (flags & 1) !== 0,
+        progress: (flags & 2) !== 0,
+      };
+    }
+    case Command.ACK:
+      msg = { type: 'ACK', requestId: r.u32(), jobId: r.u64(), existing: r.u8() === 1 };
+      break;
+    case Command.ASSIGN: {
+      const jobId = r.u64();
+      const attempt = r.u32();
+      const timeoutMs = r.u32();
+      const kind = r.str8();
+      return { type: 'ASSIGN', jobId, attempt, timeoutMs, kind, args: r.rest() };
+    }
+    case Command.RESULT: {
+      const jobId = r.u64();
+      const attempt = r.u32();
+      return { type: 'RESULT', jobId, attempt, result: r.rest() };
+    }
+    case Command.EVENT: {
+      const jobId = r.u64();
+      const code = r.u8();
+      const event = EVENT_NAMES[code];
+      if (event === undefined) throw new ProtocolError('BAD_FRAME', `EVENT: unknown event code ${code}`);
+      const permanent = r.u8() === 1;
+      const pct = r.u8();
+      const attempt = r.u32();
+      return { type: 'EVENT', jobId, event, attempt, pct, permanent, data: r.rest() };
+    }
+    case Command.FAIL: {
+      const jobId = r.u64();
+      const attempt = r.u32();
+      const permanent = r.u8() === 1;
+      return { type: 'FAIL', jobId, attempt, permanent, message: r.restText() };
+    }
+    case Command.PROGRESS: {
+      const jobId = r.u64();
+      const attempt = r.u32();
+      const pct = r.u8();
+      return { type: 'PROGRESS', jobId, attempt, pct, message: r.restText() };
+    }
+    case Command.ABANDON: {
+      const jobId = r.u64();
+      const attempt = r.u32();
+      const code = r.u8();
+      const reason = ABANDON_NAMES[code];
+      if (reason === undefined) throw new ProtocolError('BAD_FRAME', `ABANDON: unknown reason code ${code}`);
+      msg = { type: 'ABANDON', jobId, attempt, reason };
+      break;
+    }
+    case Command.WATCH:
+      msg = { type: 'WATCH', requestId: r.u32(), jobId: r.u64(), progress: r.u8() === 1 };
+      break;
+    case Command.STATUS:
+      msg = { type: 'STATUS', requestId: r.u32(), jobId: r.u64() };
+      break;
+    case Command.CANCEL:
+      msg = { type: 'CANCEL', requestId: r.u32(), jobId: r.u64() };
+      break;
+    case Command.LIST: {
+      const requestId = r.u32();
+      const limit = r.u32();
+      const state = r.str8();
+      if (state !== '' && !(JOB_STATES as readonly string[]).includes(state)) {
+        throw new ProtocolError('BAD_FRAME', `LIST: unknown state "${state}"`);
+      }
+      msg = { type: 'LIST', requestId, limit, state: state as JobState | '', kind: r.str8() };
+      break;
+    }
+    case Command.WORKERS:
+      msg = { type: 'WORKERS', requestId: r.u32() };
+      break;
+    case Command.STATS:
+      msg = { type: 'STATS', requestId: r.u32() };
+      break;
+    case Command.COMPACT:
+      msg = { type: 'COMPACT', requestId: r.u32() };
+      break;
+    case Command.HEARTBEAT:
+      msg = { type: 'HEARTBEAT', running: r.u32() };
+      break;
+    case Command.GOODBYE:
+      return { type: 'GOODBYE', reason: r.restText() };
+    case Command.ERROR: {
+      const requestId = r.u32();
+      const code = r.str8();
+      const message = r.restText();
+      // A code from a newer peer still surfaces, as INTERNAL with the code in the text.
+      return isErrorCode(code)
+        ? { type: 'ERROR', requestId, code, message }
+        : { type: 'ERROR', requestId, code: 'INTERNAL', message: `${code}: ${message}` };
+    }
+    case Command.REPLY:
+      return { type: 'REPLY', requestId: r.u32(), body: r.json() };
+    case Command.HELLO: {
+      const c = f.command;
+      const o = jsonObject(c, r.json());
+      const token = o['token'];
+      if (token !== undefined && typeof token !== 'string') {
+        throw new ProtocolError('BAD_FRAME', 'HELLO: field "token" must be a string');
+      }
+      const hello: HelloMessage = {
+        type: 'HELLO',
+        version: field(c, o, 'version', isUint),
+        role: field(c, o, 'role', isRole),
+        name: field(c, o, 'name', isString),
+        capabilities: field(c, o, 'capabilities', isStringArray),
+        concurrency: field(c, o, 'concurrency', isUint),
+      };
+      if (token !== undefined) hello.token = token;
+      return hello;
+    }
+    case Command.WELCOME: {
+      const c = f.command;
+      const o = jsonObject(c, r.json());
+      return {
+        type: 'WELCOME',
+        version: field(c, o, 'version', isUint),
+        serverVersion: field(c, o, 'serverVersion', isString),
+        heartbeatMs: field(c, o, 'heartbeatMs', isUint),
+        maxPayloadBytes: field(c, o, 'maxPayloadBytes', isUint),
+        sessionId: field(c, o, 'sessionId', isString),
+      };
+    }
+    default:
+      throw new ProtocolError('UNKNOWN_COMMAND', `unknown command ${commandName(f.command)}`);
+  }
+  r.end();
+  return msg;
+}
+
+/** Decodes a whole buffer of complete frames (tests, tools). Throws on a partial tail. */
+export function decodeAll(bytes: Buffer, maxPayloadBytes = DEFAULT_MAX_PAYLOAD): Message[] {
+  const decoder = new FrameDecoder(maxPayloadBytes);
+  const messages = decoder.push(bytes).map(decodeMessage);
+  if (decoder.midFrame) throw new ProtocolError('TRUNCATED_PAYLOAD', 'input ends inside a frame');
+  return messages;
+}
+
+/** Compile-time exhaustiveness check for `switch (msg.type)`. */
+export function assertNever(x: never): never {
+  throw new Error(`unhandled ${JSON.stringify(x)}`);
+}
