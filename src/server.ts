@@ -1,0 +1,446 @@
+#!/usr/bin/env node
+/**
+ * The taskwire scheduler: accepts clients and workers over TCP, and hands
+ * their messages to the state machine in src/lib/scheduler-core.ts. This
+ * file is the socket layer (handshake, connections, the one timer, the
+ * journal's lifecycle) plus the `taskwire-server` CLI.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+import { isMain, parseUint, UsageError } from './lib/cli.js';
+import { Connection } from './lib/connection.js';
+import { TaskwireError } from './lib/errors.js';
+import { Journal, type FsyncMode } from './lib/journal.js';
+import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from './lib/protocol.js';
+import {
+  ClientSession,
+  SchedulerCore,
+  type CoreOptions,
+  type LogLevel,
+  type Session,
+  WorkerSession,
+} from './lib/scheduler-core.js';
+import { VERSION } from './lib/version.js';
+
+/** Options of a {@link Scheduler}; every timing knob is settable so fault tests run in seconds. */
+export interface SchedulerOptions
+  extends Omit<CoreOptions, 'journal' | 'journalStats' | 'compact' | 'log' | 'serverVersion'> {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 9001; 0 picks a free port. */
+  port?: number;
+  /** Heartbeat interval both ways; a peer silent for 3 intervals is dropped. Default 1000 ms. */
+  heartbeatMs?: number;
+  /** A connection that sends no HELLO within this is closed. Default 5000 ms. */
+  helloTimeoutMs?: number;
+  /** Largest frame payload accepted. Default 16 MiB. */
+  maxPayloadBytes?: number;
+  /** How often timeouts, delays and retries are checked. Default 20 ms. */
+  tickMs?: number;
+  /** Clients and workers must present this token in HELLO. */
+  token?: string;
+  /** Default 'info': connections and failures. 'debug' logs every job transition. */
+  logLevel?: LogLevel;
+  /** Where log lines go. Default: stderr. */
+  log?: (line: string) => void;
+  /** Turns on the journal (durability). Absent: memory only, lost on a crash. */
+  dataDir?: string;
+  fsync?: FsyncMode;
+  compactBytes?: number;
+  /** Start even if the journal is corrupt in the middle (truncating there). */
+  repair?: boolean;
+}
+
+const LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
+
+/**
+ * The scheduler, embeddable.
+ * @example
+ * const scheduler = new Scheduler({ host: '127.0.0.1', port: 0 });
+ * const { port } = await scheduler.listen();
+ * // ... workers and clients connect to port ...
+ * await scheduler.close();
+ */
+export class Scheduler {
+  readonly #opts: SchedulerOptions;
+  readonly #server: Server;
+  readonly #connections = new Set<Connection>();
+  readonly #logLevel: number;
+  #core: SchedulerCore | undefined;
+  #journal: Journal | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #compacting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #nextSession = 1;
+  /** Resolvers waiting for the last connection to close. */
+  readonly #idle: (() => void)[] = [];
+  #address: { host: string; port: number } | undefined;
+
+  constructor(opts: SchedulerOptions = {}) {
+    this.#opts = opts;
+    this.#logLevel = LEVELS[opts.logLevel ?? 'info'];
+    this.#server = createServer((socket) => this.#accept(socket));
+  }
+
+  /** The state machine (for tests and embedders that want to look inside). Valid after listen(). */
+  get core(): SchedulerCore {
+    if (this.#core === undefined) throw new TaskwireError('INVALID_STATE', 'scheduler is not listening');
+    return this.#core;
+  }
+
+  /** Opens the journal (replaying it), then listens. Resolves with the real address. */
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.#address !== undefined) return this.#address;
+    const opts = this.#opts;
+    let journal: Journal | undefined;
+    const coreOpts: CoreOptions = {
+      ...opts,
+      serverVersion: VERSION,
+      log: (level, line) => this.#log(level, line),
+    };
+    if (opts.dataDir !== undefined) {
+      const pending: Parameters<SchedulerCore['replay']>[0][] = [];
+      let core: SchedulerCore | undefined;
+      const opened = await Journal.open(
+        {
+          dir: opts.dataDir,
+          fsync: opts.fsync ?? 'batch',
+          compactBytes: opts.compactBytes ?? 64 * 1024 * 1024,
+          repair: opts.repair ?? false,
+          log: (line) => this.#log('info', line),
+        },
+        (record) => (core === undefined ? pending.push(record) : core.replay(record)),
+      );
+      journal = opened.journal;
+      core = new SchedulerCore({
+        ...coreOpts,
+        journal,
+        journalStats: () => journal!.stats(),
+        compact: () => this.compact(),
+      });
+      for (const r of pending) core.replay(r);
+      const { queued, finished } = core.finishReplay();
+      const r = opened.report;
+      this.#log(
+        'info',
+        `journal ${opts.dataDir}: ${r.bytes} bytes, ${r.recordsReplayed} records replayed in ${r.recoverMs} ms ` +
+          `(${queued} jobs queued again, ${finished} finished kept)` +
+          (r.truncatedTailBytes > 0 ? `; torn tail of ${r.truncatedTailBytes} bytes truncated` : ''),
+      );
+      this.#core = core;
+    } else {
+      this.#core = new SchedulerCore(coreOpts);
+    }
+    this.#journal = journal;
+    const host = opts.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(opts.port ?? 9001, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    }).catch(async (err: unknown) => {
+      await journal?.close();
+      throw err;
+    });
+    const addr = this.#server.address();
+    const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.port ?? 9001);
+    this.#address = { host, port };
+    const tickMs = opts.tickMs ?? 20;
+    this.#timer = setInterval(() => this.#tick(), tickMs);
+    this.#timer.unref();
+    return this.#address;
+  }
+
+  /** The listening address (after listen()). */
+  get address(): { host: string; port: number } | undefined {
+    return this.#address;
+  }
+
+  /** Compacts the journal now (snapshot of live state + fresh log). */
+  async compact(): Promise<import('./lib/protocol.js').JournalStats> {
+    const journal = this.#journal;
+    if (journal === undefined) throw new TaskwireError('INVALID_STATE', 'no data directory');
+    if (this.#compacting === undefined) {
+      const started = Date.now();
+      const before = journal.stats().bytes;
+      this.#compacting = journal.compact(this.core.snapshot()).finally(() => {
+        this.#compacting = undefined;
+      });
+      await this.#compacting;
+      this.#log('info', `journal compacted: ${before} -> ${journal.stats().bytes} bytes in ${Date.now() - started} ms`);
+    } else {
+      await this.#compacting;
+    }
+    return journal.stats();
+  }
+
+  #allClosed(): Promise<void> {
+    if (this.#connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #tick(): void {
+    const core = this.#core;
+    if (core === undefined) return;
+    core.tick();
+    const journal = this.#journal;
+    if (journal !== undefined && this.#compacting === undefined && this.#closing === undefined && journal.needsCompaction) {
+      this.compact().catch((err: unknown) => this.#log('error', `compaction failed: ${String(err)}`));
+    }
+  }
+
+  #log(level: Exclude<LogLevel, 'silent'>, line: string): void {
+    if (LEVELS[level] > this.#logLevel) return;
+    const text = `${new Date().toISOString()} ${level.padEnd(5)} ${line}`;
+    if (this.#opts.log !== undefined) this.#opts.log(text);
+    else process.stderr.write(text + '\n');
+  }
+
+  #accept(socket: Socket): void {
+    const core = this.#core;
+    if (core === undefined || this.#closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const id = `c${this.#nextSession++}`;
+    let session: Session | undefined;
+    const opts = this.#opts;
+    const conn: Connection = new Connection(
+      socket,
+      {
+        onMessage: (msg: Message) => {
+          if (session instanceof WorkerSession) return core.handleWorker(session, msg);
+          if (session instanceof ClientSession) return core.handleClient(session, msg);
+          session = this.#handshake(core, conn, id, msg);
+        },
+        onClose: (err) => {
+          clearTimeout(helloTimer);
+          this.#connections.delete(conn);
+          if (this.#connections.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+          if (session === undefined) {
+            if (err !== undefined) this.#log('info', `connection ${id} from ${conn.remote} closed before HELLO: ${err.message}`);
+            return;
+          }
+          const reason = err?.message ?? 'connection closed';
+          core.closeSession(session, reason);
+          const what = session instanceof WorkerSession ? `worker ${session.name}` : `client ${session.name}`;
+          this.#log(err === undefined ? 'info' : 'error', `${what} (${id}) disconnected${err ? `: ${reason}` : ''}`);
+        },
+      },
+      { maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD },
+    );
+    this.#connections.add(conn);
+    const helloTimeoutMs = opts.helloTimeoutMs ?? 5_000;
+    const helloTimer = setTimeout(() => {
+      if (session === undefined) conn.fail('BAD_HANDSHAKE', `no HELLO within ${helloTimeoutMs} ms`);
+    }, helloTimeoutMs);
+    helloTimer.unref();
+  }
+
+  /** PROTOCOL.md §4.1: the first frame must be HELLO; answer WELCOME or ERROR and close. */
+  #handshake(core: SchedulerCore, conn: Connection, id: string, msg: Message): Session {
+    if (msg.type !== 'HELLO') throw new TaskwireError('BAD_HANDSHAKE', `expected HELLO as the first frame, got ${msg.type}`);
+    if (msg.version !== PROTOCOL_VERSION) {
+      throw new TaskwireError('BAD_VERSION', `protocol version ${msg.version} is not supported (this scheduler speaks ${PROTOCOL_VERSION})`);
+    }
+    const token = this.#opts.token;
+    if (token !== undefined && msg.token !== token) throw new TaskwireError('AUTH_FAILED', 'missing or wrong token');
+    const heartbeatMs = this.#opts.heartbeatMs ?? 1_000;
+    let session: Session;
+    if (msg.role === 'worker') {
+      if (msg.capabilities.length === 0) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare at least one capability');
+      if (msg.concurrency < 1) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare a concurrency of at least 1');
+      conn.send(this.#welcome(id, heartbeatMs));
+      session = core.openWorker(id, msg, conn);
+      this.#log('info', `worker ${msg.name} (${id}) connected from ${conn.remote}: ${msg.capabilities.join(',')} concurrency ${msg.concurrency}`);
+    } else {
+      conn.send(this.#welcome(id, heartbeatMs));
+      session = core.openClient(id, msg.name, conn);
+      this.#log('info', `client ${msg.name || id} (${id}) connected from ${conn.remote}`);
+    }
+    conn.startHeartbeat(heartbeatMs);
+    return session;
+  }
+
+  #welcome(id: string, heartbeatMs: number): Message {
+    return {
+      type: 'WELCOME',
+      version: PROTOCOL_VERSION,
+      serverVersion: VERSION,
+      heartbeatMs,
+      maxPayloadBytes: this.#opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+      sessionId: id,
+    };
+  }
+
+  /**
+   * Stops accepting, tells every peer GOODBYE, closes connections, flushes and
+   * closes the journal. Idempotent. Falls back to destroy() after `timeoutMs`.
+   */
+  close({ timeoutMs = 5_000 }: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      for (const c of this.#connections) {
+        c.send({ type: 'GOODBYE', reason: 'scheduler shutting down' });
+        c.end();
+      }
+      const connsClosed = this.#allClosed();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      const outcome = await Promise.race([Promise.all([serverClosed, connsClosed]), timedOut]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') for (const c of this.#connections) c.destroy();
+      await this.#compacting?.catch(() => undefined);
+      await this.#journal?.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Closes every connection now, without goodbyes. Idempotent. */
+  destroy(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        clearInterval(this.#timer);
+        for (const c of this.#connections) c.destroy();
+        await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+        await this.#compacting?.catch(() => undefined);
+        await this.#journal?.close();
+      })();
+    } else {
+      for (const c of this.#connections) c.destroy();
+    }
+    return this.#closing;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// CLI
+
+const USAGE = `Usage: taskwire-server [options]
+
+Runs the taskwire scheduler.
+
+Options:
+  --host HOST               address to listen on (default 127.0.0.1)
+  --port PORT               port to listen on; 0 picks a free one (default 9001)
+  --data-dir DIR            journal jobs to DIR and recover them after a crash
+                            (without it, state is in memory only and lost on a crash)
+  --fsync MODE              always | batch | off (default batch; needs --data-dir)
+  --compact-bytes N         compact the journal past N bytes (default 67108864)
+  --repair                  start even if the journal is corrupt in the middle
+  --max-queued N            queued jobs at most; past it SUBMIT gets BUSY (default 2000000)
+  --retain-count N          finished jobs kept for lookup (default 100000)
+  --retain-ms MS            ... and for at most this long (default 3600000)
+  --timeout-ms MS           default run timeout per attempt (default 10000)
+  --retries N               default retries after a failed attempt (default 3)
+  --retry-base-ms MS        first retry backoff, doubling with jitter (default 500)
+  --retry-max-ms MS         largest retry backoff (default 30000)
+  --heartbeat-ms MS         heartbeat interval; silent peers dropped after 3 (default 1000)
+  --hello-timeout-ms MS     close connections that send no HELLO (default 5000)
+  --max-payload-bytes N     largest frame payload (default 16777216)
+  --token TOKEN             require this token in every HELLO
+  --log-level LEVEL         silent | error | info | debug (default info)
+  -h, --help                show this help
+`;
+
+function parseCli(argv: string[]): SchedulerOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+      fsync: { type: 'string' },
+      'compact-bytes': { type: 'string' },
+      repair: { type: 'boolean' },
+      'max-queued': { type: 'string' },
+      'retain-count': { type: 'string' },
+      'retain-ms': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      retries: { type: 'string' },
+      'retry-base-ms': { type: 'string' },
+      'retry-max-ms': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'hello-timeout-ms': { type: 'string' },
+      'max-payload-bytes': { type: 'string' },
+      token: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) throw new UsageError('');
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const fsync = values.fsync;
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'batch' && fsync !== 'off') {
+    throw new UsageError(`--fsync must be always, batch or off, got "${fsync}"`);
+  }
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !(logLevel in LEVELS)) {
+    throw new UsageError(`--log-level must be silent, error, info or debug, got "${logLevel}"`);
+  }
+  const opts: SchedulerOptions = {
+    host: values.host ?? '127.0.0.1',
+    port: parseUint('port', values.port, 9001, 65535),
+    maxQueued: parseUint('max-queued', values['max-queued'], 2_000_000),
+    retainCount: parseUint('retain-count', values['retain-count'], 100_000),
+    retainMs: parseUint('retain-ms', values['retain-ms'], 3_600_000),
+    defaultTimeoutMs: parseUint('timeout-ms', values['timeout-ms'], 10_000, 0xffff_ffff),
+    defaultRetries: parseUint('retries', values.retries, 3, 0xfffe),
+    retryBaseMs: parseUint('retry-base-ms', values['retry-base-ms'], 500),
+    retryMaxMs: parseUint('retry-max-ms', values['retry-max-ms'], 30_000),
+    heartbeatMs: parseUint('heartbeat-ms', values['heartbeat-ms'], 1_000),
+    helloTimeoutMs: parseUint('hello-timeout-ms', values['hello-timeout-ms'], 5_000),
+    maxPayloadBytes: parseUint('max-payload-bytes', values['max-payload-bytes'], DEFAULT_MAX_PAYLOAD, 0xffff_ffff),
+    compactBytes: parseUint('compact-bytes', values['compact-bytes'], 64 * 1024 * 1024),
+    repair: values.repair ?? false,
+    logLevel: (logLevel as LogLevel | undefined) ?? 'info',
+  };
+  if (values['data-dir'] !== undefined) opts.dataDir = values['data-dir'];
+  else if (fsync !== undefined) throw new UsageError('--fsync needs --data-dir');
+  if (fsync !== undefined) opts.fsync = fsync;
+  if (values.token !== undefined) opts.token = values.token;
+  return opts;
+}
+
+async function main(): Promise<void> {
+  let opts: SchedulerOptions;
+  try {
+    opts = parseCli(process.argv.slice(2));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message !== '') process.stderr.write(`taskwire-server: ${message}\n\n`);
+    process.stderr.write(USAGE);
+    process.exit(message === '' ? 0 : 2);
+  }
+  const scheduler = new Scheduler(opts);
+  let address;
+  try {
+    address = await scheduler.listen();
+  } catch (err) {
+    process.stderr.write(`taskwire-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`taskwire scheduler listening on ${address.host}:${address.port}\n`);
+  let signals = 0;
+  const stop = (signal: string): void => {
+    signals++;
+    if (signals > 1) {
+      void scheduler.destroy().then(() => process.exit(1));
+      return;
+    }
+    process.stderr.write(`taskwire-server: ${signal}, shutting down\n`);
+    void scheduler.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+if (isMain(import.meta.url)) void main();
