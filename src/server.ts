@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { isMain, parseUint, UsageError } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
 import { TaskwireError } from './lib/errors.js';
-import { Journal, type FsyncMode } from './lib/journal.js';
+import type { FsyncMode, Journal } from './lib/journal.js';
 import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from './lib/protocol.js';
 import {
   ClientSession,
@@ -101,6 +101,8 @@ export class Scheduler {
     if (opts.dataDir !== undefined) {
       const pending: Parameters<SchedulerCore['replay']>[0][] = [];
       let core: SchedulerCore | undefined;
+      // Loaded only when asked for: a memory-only scheduler never touches the disk code.
+      const { Journal } = await import('./lib/journal.js');
       const opened = await Journal.open(
         {
           dir: opts.dataDir,
