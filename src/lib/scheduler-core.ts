@@ -22,6 +22,7 @@ import {
   type WorkerInfo,
   DEFAULT_RETRIES,
 } from './protocol.js';
+import { JobTable } from './job-table.js';
 import { Deque, Heap } from './queue.js';
 
 /** The core's view of a connection: somewhere to send messages. */
@@ -76,31 +77,44 @@ const RETRY_FLAG = 0x100;
 const PERMANENT_FLAG = 0x200;
 const PRIORITY_MASK = 0xff;
 
+const MAX_RETRIES_SHIFT = 10;
+
 /**
- * One job. Kept small on purpose (a million may be queued): flags pack
- * priority and the retry mark, args are held as a latin1 string (one byte per
- * byte, far smaller than a Buffer object), times are ms relative to the core's
- * epoch (small integers, no boxed doubles).
+ * What a job's attempts produced: allocated when it first runs (or finishes),
+ * so the many jobs that are only queued do not pay for these fields.
+ */
+export class JobRun {
+  /** RUNNING: the worker of the current attempt; after: the worker of the last one. */
+  worker: WorkerSession | null = null;
+  /** Name of the worker of the last attempt (kept across restarts via the journal). */
+  workerName = '';
+  /** When the last attempt started (relative ms). */
+  startedAt = 0;
+  /** DONE/FAILED/CANCELLED: when it finished (relative ms). */
+  finishedAt = 0;
+  /** DONE: result bytes. FAILED: the error text. */
+  outcome: Buffer | string | null = null;
+}
+
+/**
+ * One job. Kept small on purpose (DESIGN.md: a million may be queued): flags
+ * pack priority, maxRetries and two marks; args are held as a latin1 string
+ * (one byte per byte, far smaller than a Buffer object); times are ms relative
+ * to the core's epoch (small integers, no boxed doubles); everything about
+ * attempts lives in a {@link JobRun} allocated on first use.
  */
 export class Job {
   /** PENDING: waiting for its journal record to become durable, not yet runnable. */
   state: InternalState = 'QUEUED';
   /** Attempts started so far; the current attempt's number while RUNNING. */
   attempts = 0;
-  /** Priority in the low 8 bits, RETRY_FLAG when the job was re-queued by a retry. */
+  /** Bits 0-7 priority, 8 RETRY_FLAG, 9 PERMANENT_FLAG, 10-25 maxRetries. */
   flags: number;
   /** QUEUED: not runnable before this (relative ms). */
   notBefore: number;
-  /** RUNNING and after: when the last attempt started (relative ms). */
-  startedAt = 0;
-  /** DONE/FAILED/CANCELLED: when it finished (relative ms). */
-  finishedAt = 0;
-  /** RUNNING: the worker of the current attempt; after: the worker of the last one. */
-  worker: WorkerSession | null = null;
-  /** DONE: result bytes. FAILED: the error text. */
-  outcome: Buffer | string | null = null;
   /** Client sessions to tell when it finishes. */
   waiters: ClientSession | ClientSession[] | null = null;
+  run: JobRun | null = null;
 
   constructor(
     readonly id: number,
@@ -109,18 +123,50 @@ export class Job {
     readonly args: string,
     priority: number,
     readonly timeoutMs: number,
-    readonly maxRetries: number,
+    maxRetries: number,
     readonly estMs: number,
     notBefore: number,
     readonly key: string,
     readonly createdAt: number,
   ) {
-    this.flags = priority & PRIORITY_MASK;
+    this.flags = (priority & PRIORITY_MASK) | ((maxRetries & 0xffff) << MAX_RETRIES_SHIFT);
     this.notBefore = notBefore;
   }
 
   get priority(): number {
     return this.flags & PRIORITY_MASK;
+  }
+  get maxRetries(): number {
+    return (this.flags >>> MAX_RETRIES_SHIFT) & 0xffff;
+  }
+  #run(): JobRun {
+    return (this.run ??= new JobRun());
+  }
+  get worker(): WorkerSession | null {
+    return this.run === null ? null : this.run.worker;
+  }
+  set worker(w: WorkerSession | null) {
+    const run = this.#run();
+    run.worker = w;
+    if (w !== null) run.workerName = w.name;
+  }
+  get startedAt(): number {
+    return this.run === null ? 0 : this.run.startedAt;
+  }
+  set startedAt(t: number) {
+    this.#run().startedAt = t;
+  }
+  get finishedAt(): number {
+    return this.run === null ? 0 : this.run.finishedAt;
+  }
+  set finishedAt(t: number) {
+    this.#run().finishedAt = t;
+  }
+  get outcome(): Buffer | string | null {
+    return this.run === null ? null : this.run.outcome;
+  }
+  set outcome(o: Buffer | string | null) {
+    if (o !== null || this.run !== null) this.#run().outcome = o;
   }
 }
 
@@ -215,7 +261,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** The scheduler's state machine. See the module comment. */
 export class SchedulerCore {
-  readonly jobs = new Map<number, Job>();
+  readonly jobs = new JobTable<Job>();
   readonly #kinds = new Map<string, KindQueue>();
   /** QUEUED jobs waiting for a delay or a retry backoff, by notBefore. */
   readonly #delayed = new Heap<Job>((a, b) => a.notBefore < b.notBefore);
@@ -481,7 +527,7 @@ export class SchedulerCore {
       m.key,
       now,
     );
-    this.jobs.set(job.id, job);
+    this.jobs.set(job);
     if (m.key !== '') this.#keys.set(m.key, job);
     if (m.wait) this.#addWaiter(job, s, m.progress);
     kind.submitted++;
@@ -833,7 +879,7 @@ export class SchedulerCore {
           r.createdAt - this.epoch,
         );
         job.state = 'PENDING'; // becomes QUEUED in finishReplay
-        this.jobs.set(job.id, job);
+        this.jobs.set(job);
         if (r.key !== '') this.#keys.set(r.key, job);
         kind.submitted++;
         return;
@@ -853,6 +899,7 @@ export class SchedulerCore {
         if (job === undefined || job.state !== 'PENDING') return;
         const kind = job.kind;
         job.finishedAt = r.finishedAt - this.epoch;
+        if (r.type !== 'cancelled') job.run!.workerName = r.worker;
         if (r.type === 'done') {
           job.state = 'DONE';
           job.attempts = r.attempts;
@@ -932,7 +979,7 @@ export class SchedulerCore {
 
   #finalRecord(job: Job, permanent: boolean): JournalRecord {
     const finishedAt = this.epoch + job.finishedAt;
-    const worker = job.worker?.name ?? '';
+    const worker = job.run?.workerName ?? '';
     if (job.state === 'DONE') {
       const o = job.outcome;
       return { type: 'done', id: job.id, attempts: job.attempts, result: Buffer.isBuffer(o) ? o : EMPTY, finishedAt, worker };
@@ -962,7 +1009,7 @@ export class SchedulerCore {
     if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
       info.finishedAt = this.epoch + job.finishedAt;
     }
-    if (job.worker !== null) info.worker = job.worker.name;
+    if (job.run !== null && job.run.workerName !== '') info.worker = job.run.workerName;
     const o = job.outcome;
     if (job.state === 'DONE' && Buffer.isBuffer(o)) info.result = o.toString('utf8');
     if (job.state === 'FAILED' && typeof o === 'string') info.error = o;
