@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { isMain, parseUint, UsageError } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
 import { TaskwireError } from './lib/errors.js';
-import type { FsyncMode, Journal } from './lib/journal.js';
+import type { FsyncMode, Journal, JournalFaults } from './lib/journal.js';
 import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from './lib/protocol.js';
 import {
   ClientSession,
@@ -49,6 +49,8 @@ export interface SchedulerOptions
   compactBytes?: number;
   /** Start even if the journal is corrupt in the middle (truncating there). */
   repair?: boolean;
+  /** Fault injection for the journal's writes (tests only). @internal */
+  journalFaults?: JournalFaults;
 }
 
 const LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
@@ -97,36 +99,39 @@ export class Scheduler {
       ...opts,
       serverVersion: VERSION,
       log: (level, line) => this.#log(level, line),
+      debug: this.#logLevel >= LEVELS.debug,
     };
     if (opts.dataDir !== undefined) {
-      const pending: Parameters<SchedulerCore['replay']>[0][] = [];
-      let core: SchedulerCore | undefined;
+      // The core exists before the journal opens so replayed records stream
+      // into it (a million-job journal is never held as record objects).
+      let opened: Awaited<ReturnType<typeof Journal.open>> | undefined;
+      const core = new SchedulerCore({
+        ...coreOpts,
+        journal: { append: (record, onDurable) => opened!.journal.append(record, onDurable) },
+        journalStats: () => opened?.journal.stats() ?? null,
+        compact: () => this.compact(),
+      });
       // Loaded only when asked for: a memory-only scheduler never touches the disk code.
       const { Journal } = await import('./lib/journal.js');
-      const opened = await Journal.open(
+      opened = await Journal.open(
         {
           dir: opts.dataDir,
           fsync: opts.fsync ?? 'batch',
           compactBytes: opts.compactBytes ?? 64 * 1024 * 1024,
           repair: opts.repair ?? false,
           log: (line) => this.#log('info', line),
+          faults: opts.journalFaults,
         },
-        (record) => (core === undefined ? pending.push(record) : core.replay(record)),
+        (record) => core.replay(record),
       );
       journal = opened.journal;
-      core = new SchedulerCore({
-        ...coreOpts,
-        journal,
-        journalStats: () => journal!.stats(),
-        compact: () => this.compact(),
-      });
-      for (const r of pending) core.replay(r);
       const { queued, finished } = core.finishReplay();
       const r = opened.report;
       this.#log(
         'info',
         `journal ${opts.dataDir}: ${r.bytes} bytes, ${r.recordsReplayed} records replayed in ${r.recoverMs} ms ` +
-          `(${queued} jobs queued again, ${finished} finished kept)` +
+          `(${queued} jobs queued again, ${finished} finished kept), last compaction ` +
+          (r.lastCompactionAt === null ? 'never' : new Date(r.lastCompactionAt).toISOString()) +
           (r.truncatedTailBytes > 0 ? `; torn tail of ${r.truncatedTailBytes} bytes truncated` : ''),
       );
       this.#core = core;

@@ -28,6 +28,10 @@ export const ErrorCode = {
   INVALID_STATE: 'INVALID_STATE',
   /** The journal could not make a record durable (disk full, I/O error). */
   JOURNAL_UNAVAILABLE: 'JOURNAL_UNAVAILABLE',
+  /** (Start-up, not on the wire.) The data directory is locked by another running scheduler. */
+  JOURNAL_LOCKED: 'JOURNAL_LOCKED',
+  /** (Start-up, not on the wire.) The journal is corrupt in the middle; `--repair` truncates it there. */
+  JOURNAL_CORRUPT: 'JOURNAL_CORRUPT',
   /** The peer stayed silent for too long. */
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
   /** The scheduler is shutting down. */
@@ -103,4 +107,15 @@ export class JobCancelledError extends Error {
  */
 export class PermanentError extends Error {
   override name = 'PermanentError';
+}
+
+/** `err` itself when it is an Error, else an Error carrying its text. */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** The errno-style `code` of a Node error (`ECONNREFUSED`, `EPIPE`, ...), if any. */
+export function errnoCode(err: Error): string | undefined {
+  const code: unknown = 'code' in err ? err.code : undefined;
+  return typeof code === 'string' ? code : undefined;
 }

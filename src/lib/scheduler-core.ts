@@ -69,6 +69,8 @@ export interface CoreOptions {
   /** Runs a compaction (COMPACT request); absent without a data directory. */
   compact?: () => Promise<JournalStats>;
   log?: (level: Exclude<LogLevel, 'silent'>, line: string) => void;
+  /** Log every job transition (`debug` lines). Off by default: they cost per job. */
+  debug?: boolean;
 }
 
 type InternalState = JobState | 'PENDING';
@@ -290,6 +292,8 @@ export class SchedulerCore {
   readonly #clock: () => number;
   readonly #random: () => number;
   readonly #journal: JournalPort | undefined;
+  /** Whether per-job `debug` lines are wanted (checked before building them). */
+  readonly #debug: boolean;
   readonly #opts: CoreOptions;
 
   constructor(opts: CoreOptions = {}) {
@@ -306,6 +310,7 @@ export class SchedulerCore {
     this.#clock = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#journal = opts.journal;
+    this.#debug = opts.debug ?? false;
     this.epoch = this.#clock();
     this.#lastSample = 0;
   }
@@ -562,7 +567,7 @@ export class SchedulerCore {
 
   /** A QUEUED job enters its kind's heap, or the delay heap if not yet due. */
   #makeRunnable(job: Job, now: number): void {
-    this.#log('debug', `job ${job.id} ${job.kind.name} QUEUED`);
+    if (this.#debug) this.#log('debug', `job ${job.id} ${job.kind.name} QUEUED`);
     if (job.notBefore > now) {
       this.#delayed.push(job);
       return;
@@ -646,7 +651,7 @@ export class SchedulerCore {
       kind: kind.name,
       args: job.args.length === 0 ? EMPTY : Buffer.from(job.args, 'latin1'),
     });
-    this.#log('debug', `job ${job.id} RUNNING on ${w.name} (attempt ${job.attempts})`);
+    if (this.#debug) this.#log('debug', `job ${job.id} RUNNING on ${w.name} (attempt ${job.attempts})`);
   }
 
   // -------------------------------------------------------------------------
@@ -702,7 +707,7 @@ export class SchedulerCore {
     else kind.cancelled++;
     this.#retained.push(job);
     if (state === 'FAILED') this.#log('info', `job ${job.id} FAILED after ${job.attempts} attempt(s): ${String(outcome)}`);
-    else this.#log('debug', `job ${job.id} ${state}`);
+    else if (this.#debug) this.#log('debug', `job ${job.id} ${state}`);
     const journal = this.#journal;
     if (journal === undefined) {
       this.#notifyFinal(job, permanent);
@@ -903,7 +908,7 @@ export class SchedulerCore {
         if (r.type === 'done') {
           job.state = 'DONE';
           job.attempts = r.attempts;
-          job.outcome = r.result;
+          job.outcome = Buffer.from(r.result); // a copy: replayed buffers are views of a read buffer
           kind.done++;
         } else if (r.type === 'failed') {
           job.state = 'FAILED';
@@ -918,6 +923,9 @@ export class SchedulerCore {
         this.#retained.push(job);
         return;
       }
+      case 'meta':
+        if (r.nextId > this.#nextId) this.#nextId = r.nextId;
+        return;
       default:
         return assertNever(r);
     }
@@ -945,6 +953,8 @@ export class SchedulerCore {
 
   /** Records describing the live state, for compaction; consumed synchronously. */
   *snapshot(): Generator<JournalRecord> {
+    // Ids stay unique across restarts even when every job was dropped (issue 4).
+    yield { type: 'meta', nextId: this.#nextId };
     for (const job of this.jobs.values()) {
       yield this.#submitRecord(job);
       if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
