@@ -72,6 +72,8 @@ export class Scheduler {
   #journal: Journal | undefined;
   #timer: NodeJS.Timeout | undefined;
   #compacting: Promise<void> | undefined;
+  /** A compaction requested while one ran; starts when it ends. */
+  #compactAgain: Promise<import('./lib/protocol.js').JournalStats> | undefined;
   #closing: Promise<void> | undefined;
   #nextSession = 1;
   /** Resolvers waiting for the last connection to close. */
@@ -168,17 +170,24 @@ export class Scheduler {
   async compact(): Promise<import('./lib/protocol.js').JournalStats> {
     const journal = this.#journal;
     if (journal === undefined) throw new TaskwireError('INVALID_STATE', 'no data directory');
-    if (this.#compacting === undefined) {
-      const started = Date.now();
-      const before = journal.stats().bytes;
-      this.#compacting = journal.compact(this.core.snapshot()).finally(() => {
-        this.#compacting = undefined;
-      });
-      await this.#compacting;
-      this.#log('info', `journal compacted: ${before} -> ${journal.stats().bytes} bytes in ${Date.now() - started} ms`);
-    } else {
-      await this.#compacting;
+    if (this.#compacting !== undefined) {
+      // One is running, with a snapshot from before this request: run one more
+      // after it (shared by every request that arrives meanwhile).
+      this.#compactAgain ??= this.#compacting
+        .catch(() => undefined)
+        .then(() => {
+          this.#compactAgain = undefined;
+          return this.compact();
+        });
+      return this.#compactAgain;
     }
+    const started = Date.now();
+    const before = journal.stats().bytes;
+    this.#compacting = journal.compact(this.core.snapshot()).finally(() => {
+      this.#compacting = undefined;
+    });
+    await this.#compacting;
+    this.#log('info', `journal compacted: ${before} -> ${journal.stats().bytes} bytes in ${Date.now() - started} ms`);
     return journal.stats();
   }
 
@@ -336,7 +345,12 @@ Options:
   --port PORT               port to listen on; 0 picks a free one (default 9001)
   --data-dir DIR            journal jobs to DIR and recover them after a crash
                             (without it, state is in memory only and lost on a crash)
-  --fsync MODE              always | batch | off (default batch; needs --data-dir)
+  --fsync MODE              when a job counts as stored (needs --data-dir):
+                            batch (default): ACK after fsync; one fsync covers every
+                              record that arrived meanwhile (group commit)
+                            always: ACK after fsync, one fsync per record (slow)
+                            off: ACK after write, no fsync: survives a crash of the
+                              scheduler, not a power cut (the OS decides)
   --compact-bytes N         compact the journal past N bytes (default 67108864)
   --repair                  start even if the journal is corrupt in the middle
   --max-queued N            queued jobs at most; past it SUBMIT gets BUSY (default 2000000)

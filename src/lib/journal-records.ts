@@ -334,8 +334,86 @@ export function encodeRecord(r: JournalRecord): Buffer {
   return Buffer.from(enc.bytes());
 }
 
-/** Thrown by {@link decodeBody} for a body that does not parse. */
-class BadBody extends Error {}
+// Decoder state: a module-level cursor instead of closures, so decoding a
+// record allocates only the record (replay of a million records is hot).
+const EMPTY_BUFFER = Buffer.alloc(0);
+let dBuf: Buffer = EMPTY_BUFFER;
+let dPos = 0;
+let dEnd = 0;
+/** Set when a field runs past the end or a varint is malformed. */
+let dBad = false;
+
+function dU8(): number {
+  if (dPos >= dEnd) {
+    dBad = true;
+    return 0;
+  }
+  return dBuf[dPos++]!;
+}
+
+function dUint(): number {
+  // Fast path: one-byte varint.
+  if (dPos < dEnd) {
+    const b = dBuf[dPos]!;
+    if (b < 0x80) {
+      dPos++;
+      return b;
+    }
+  }
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 8; i++) {
+    if (dPos >= dEnd) break;
+    const b = dBuf[dPos++]!;
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) {
+      if (Number.isSafeInteger(v)) return v;
+      break;
+    }
+    mul *= 0x80;
+  }
+  dBad = true;
+  return 0;
+}
+
+function dLength(): number {
+  const n = dUint();
+  if (n > dEnd - dPos) {
+    dBad = true;
+    return 0;
+  }
+  return n;
+}
+
+function dBytes(): Buffer {
+  const n = dLength();
+  const b = dBuf.subarray(dPos, dPos + n);
+  dPos += n;
+  return b;
+}
+
+let lastKindBytes: Buffer = EMPTY_BUFFER;
+let lastKind = '';
+
+function dStr(): string {
+  const n = dLength();
+  if (n === 0) return '';
+  const s = dBuf.toString('utf8', dPos, dPos + n);
+  dPos += n;
+  return s;
+}
+
+/** Like dStr, but remembers the last value: job kinds repeat from record to record. */
+function dKind(): string {
+  const n = dLength();
+  if (n === 0) return '';
+  const start = dPos;
+  dPos += n;
+  if (n === lastKindBytes.length && dBuf.compare(lastKindBytes, 0, n, start, start + n) === 0) return lastKind;
+  lastKindBytes = Buffer.from(dBuf.subarray(start, start + n));
+  lastKind = lastKindBytes.toString('utf8');
+  return lastKind;
+}
 
 /**
  * Decodes one record body (without its 8-byte header). Returns null when the
@@ -344,102 +422,69 @@ class BadBody extends Error {}
  * beyond the buffer's life.
  */
 export function decodeBody(buf: Buffer, start: number, end: number): JournalRecord | null {
-  let o = start;
-  const u8 = (): number => {
-    if (o >= end) throw new BadBody();
-    return buf[o++]!;
-  };
-  const uint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 8; i++) {
-      const b = u8();
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) {
-        if (!Number.isSafeInteger(v)) throw new BadBody();
-        return v;
-      }
-      mul *= 0x80;
+  dBuf = buf;
+  dPos = start;
+  dEnd = end;
+  dBad = false;
+  let r: JournalRecord;
+  switch (dU8()) {
+    case TYPE_SUBMIT: {
+      const id = dUint();
+      const kind = dKind();
+      const args = dBytes();
+      const priority = dU8();
+      const timeoutMs = dUint();
+      const maxRetries = dUint();
+      const estMs = dUint();
+      const notBefore = dUint();
+      const key = dStr();
+      const createdAt = dUint();
+      r = { type: 'submit', id, kind, args, priority, timeoutMs, maxRetries, estMs, notBefore, key, createdAt };
+      break;
     }
-    throw new BadBody();
-  };
-  const bytes = (): Buffer => {
-    const n = uint();
-    if (n > end - o) throw new BadBody();
-    const b = buf.subarray(o, o + n);
-    o += n;
-    return b;
-  };
-  const str = (): string => {
-    const n = uint();
-    if (n === 0) return '';
-    if (n > end - o) throw new BadBody();
-    const s = buf.toString('utf8', o, o + n);
-    o += n;
-    return s;
-  };
-  try {
-    let r: JournalRecord;
-    switch (u8()) {
-      case TYPE_SUBMIT: {
-        const id = uint();
-        const kind = str();
-        const args = bytes();
-        const priority = u8();
-        const timeoutMs = uint();
-        const maxRetries = uint();
-        const estMs = uint();
-        const notBefore = uint();
-        const key = str();
-        const createdAt = uint();
-        r = { type: 'submit', id, kind, args, priority, timeoutMs, maxRetries, estMs, notBefore, key, createdAt };
-        break;
-      }
-      case TYPE_DONE: {
-        const id = uint();
-        const attempts = uint();
-        const result = bytes();
-        const finishedAt = uint();
-        const worker = str();
-        r = { type: 'done', id, attempts, result, finishedAt, worker };
-        break;
-      }
-      case TYPE_FAILED: {
-        const id = uint();
-        const attempts = uint();
-        const flags = u8();
-        if (flags > 1) return null;
-        const error = str();
-        const finishedAt = uint();
-        const worker = str();
-        r = { type: 'failed', id, attempts, error, permanent: flags === 1, finishedAt, worker };
-        break;
-      }
-      case TYPE_CANCELLED: {
-        const id = uint();
-        const finishedAt = uint();
-        r = { type: 'cancelled', id, finishedAt };
-        break;
-      }
-      case TYPE_RETRY: {
-        const id = uint();
-        const attempts = uint();
-        const notBefore = uint();
-        const error = str();
-        r = { type: 'retry', id, attempts, notBefore, error };
-        break;
-      }
-      case TYPE_META:
-        r = { type: 'meta', nextId: uint() };
-        break;
-      default:
-        return null;
+    case TYPE_DONE: {
+      const id = dUint();
+      const attempts = dUint();
+      const result = dBytes();
+      const finishedAt = dUint();
+      const worker = dStr();
+      r = { type: 'done', id, attempts, result, finishedAt, worker };
+      break;
     }
-    return o === end ? r : null;
-  } catch (err) {
-    if (err instanceof BadBody) return null;
-    throw err;
+    case TYPE_FAILED: {
+      const id = dUint();
+      const attempts = dUint();
+      const flags = dU8();
+      if (flags > 1) dBad = true;
+      const error = dStr();
+      const finishedAt = dUint();
+      const worker = dStr();
+      r = { type: 'failed', id, attempts, error, permanent: flags === 1, finishedAt, worker };
+      break;
+    }
+    case TYPE_CANCELLED: {
+      const id = dUint();
+      const finishedAt = dUint();
+      r = { type: 'cancelled', id, finishedAt };
+      break;
+    }
+    case TYPE_RETRY: {
+      const id = dUint();
+      const attempts = dUint();
+      const notBefore = dUint();
+      const error = dStr();
+      r = { type: 'retry', id, attempts, notBefore, error };
+      break;
+    }
+    case TYPE_META:
+      r = { type: 'meta', nextId: dUint() };
+      break;
+    default:
+      return null;
   }
+  const ok = !dBad && dPos === dEnd;
+  dBuf = EMPTY_BUFFER; // do not pin the caller's buffer
+  return ok ? r : null;
 }
 
 /** What {@link readRecord} found at an offset. */

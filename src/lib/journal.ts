@@ -606,12 +606,12 @@ export class Journal {
         if (this.#enc.length === 0) return;
         batch = this.#cut(null);
       }
+      this.#inFlight = batch;
       let seg = batch.seg;
       if (seg === null) {
         while (this.#segOpening !== null) await this.#segOpening;
         seg = this.#seg;
       }
-      this.#inFlight = batch;
       const err = await this.#writeBatch(seg, batch.data);
       this.#inFlight = null;
       let thrown: unknown;

@@ -509,6 +509,18 @@ export class SchedulerCore {
     if (m.kind === '') return this.#error(s.peer, m.requestId, 'INVALID_ARGUMENT', 'kind must not be empty');
     if (m.key !== '') {
       const existing = this.#keys.get(m.key);
+      if (existing !== undefined && existing.state === 'PENDING' && this.#journal !== undefined) {
+        // Its record is not durable yet: ACK only once it is. Callbacks run in append order, so this
+        // one (a duplicate record; replay ignores it) runs after the first, which decides the job's fate.
+        this.#journal.append(this.#submitRecord(existing), () => {
+          if (this.jobs.get(existing.id) !== existing || existing.state === 'PENDING') {
+            return this.#error(s.peer, m.requestId, 'JOURNAL_UNAVAILABLE', 'job not accepted, the journal could not store it');
+          }
+          s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: existing.id, existing: true });
+          if (m.wait) this.#addWaiter(existing, s, m.progress);
+        });
+        return;
+      }
       if (existing !== undefined) {
         s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: existing.id, existing: true });
         if (m.wait) this.#addWaiter(existing, s, m.progress);
