@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { isMain, parseAddress } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
 import { ClosedError, errnoCode, JobCancelledError, JobFailedError, TaskwireError, toError } from './lib/errors.js';
+import { IdMap } from './lib/id-map.js';
 import {
   assertNever,
   DEFAULT_RETRIES,
@@ -203,7 +204,8 @@ class Pending {
 
 /** State of one submitMany / enqueueMany call. */
 class Batch<T> {
-  readonly results: Array<T | Error> = [];
+  /** One entry per submitted job, `undefined` until it settles (all have settled once drained). */
+  readonly results: Array<T | Error | undefined> = [];
   inFlight = 0;
   settled = 0;
   /** Known once the input is exhausted (at once for arrays). */
@@ -297,8 +299,9 @@ export class Client {
   /** `host:port` of the scheduler, as used in messages. */
   readonly address: string;
   readonly #conn: Connection;
-  readonly #requests = new Map<number, Pending>();
-  readonly #jobs = new Map<number, Pending>();
+  /** Pending calls by request id, then (OP_JOB, once ACKed) by job id: both handed out in order. */
+  readonly #requests = new IdMap<Pending>();
+  readonly #jobs = new IdMap<Pending>();
   readonly #closed: Promise<void>;
   #nextRequestId: number;
   /** True once request ids have wrapped past 2^32-1. */
@@ -678,7 +681,8 @@ export class Client {
     batch.total = n;
     if (batch.error === undefined) await batch.drained();
     if (batch.error !== undefined) throw batch.error;
-    return batch.results;
+    // Drained: every entry has settled, none is undefined any more.
+    return batch.results as Array<T | Error>;
   }
 
   #submitOne(
@@ -687,11 +691,12 @@ export class Client {
     jobBatch: Batch<JobResult> | undefined,
     ackBatch: Batch<EnqueueResult> | undefined,
   ): void {
+    // push, not `length = index + 1`: growing an array by its length setter is several times slower.
     if (jobBatch !== undefined) {
-      jobBatch.results.length = index + 1;
+      jobBatch.results.push(undefined);
       jobBatch.inFlight++;
     } else if (ackBatch !== undefined) {
-      ackBatch.results.length = index + 1;
+      ackBatch.results.push(undefined);
       ackBatch.inFlight++;
     }
     const requestId = this.#takeRequestId();

@@ -1,7 +1,16 @@
 import type { Socket } from 'node:net';
 import { ProtocolError, TaskwireError, type ErrorCode } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
-import { decodeMessage, encode, FrameDecoder, DEFAULT_MAX_PAYLOAD, type Message } from './protocol.js';
+import {
+  decodeMessage,
+  encode,
+  encodeInto,
+  FrameDecoder,
+  DEFAULT_MAX_PAYLOAD,
+  hotFrameBytes,
+  isHotMessage,
+  type Message,
+} from './protocol.js';
 
 /** What a {@link Connection} reports to its owner. */
 export interface ConnectionHandlers {
@@ -22,6 +31,15 @@ export interface ConnectionOptions {
 }
 
 const EMPTY_LIST: Buffer[] = [];
+/** A tick's frames up to this size are copied into one buffer for one write. */
+const CONCAT_MAX_BYTES = 64 * 1024;
+/** Frames this big are written as they are (writev), never copied into a batch. */
+const BIG_FRAME_BYTES = 16 * 1024;
+/** Hot-path frames up to this size are encoded straight into the batch buffer. */
+const ARENA_MAX_FRAME_BYTES = 8 * 1024;
+/** Batch buffers are sized to the traffic: from 2 KiB (an idle connection) to 64 KiB. */
+const ARENA_MIN_BYTES = 2 * 1024;
+const ARENA_MAX_BYTES = 64 * 1024;
 
 /**
  * Socket ↔ decoder glue shared by scheduler, worker and client: decodes
@@ -35,8 +53,21 @@ export class Connection {
   readonly #handlers: ConnectionHandlers;
   readonly #decoder: FrameDecoder;
   readonly #highWaterBytes: number;
+  /** Frames queued for the next write, in order. */
   #pending: Buffer[] = EMPTY_LIST;
   #pendingBytes = 0;
+  /**
+   * Where hot-path frames are encoded in place (no Buffer per frame). Bytes
+   * `[#outStart, #outEnd)` are queued and not yet in `#pending`; bytes before
+   * `#outStart` belong to writes already made and are never touched again.
+   */
+  #out: Buffer | undefined;
+  #outStart = 0;
+  #outEnd = 0;
+  /** Bytes queued since the last flush (sizes the next batch buffer). */
+  #tickBytes = 0;
+  #flushScheduled = false;
+  readonly #flushNow = (): void => this.#flush();
   #closed = false;
   #failed = false;
   #closeError: Error | undefined;
@@ -77,21 +108,49 @@ export class Connection {
     return this.#pendingBytes + this.#socket.writableLength;
   }
 
-  /** Sends a message; batched with the others sent this tick. */
+  /** Sends a message; batched with the others sent this tick. Throws INVALID_ARGUMENT like encode(). */
   send(msg: Message): void {
-    this.sendRaw(encode(msg));
+    if (this.#closed) return;
+    if (!isHotMessage(msg)) return this.sendRaw(encode(msg));
+    const n = hotFrameBytes(msg);
+    if (n > ARENA_MAX_FRAME_BYTES) return this.sendRaw(encode(msg));
+    let out = this.#out;
+    if (out === undefined || this.#outEnd + n > out.length) {
+      this.#seal();
+      const size = Math.min(ARENA_MAX_BYTES, Math.max(ARENA_MIN_BYTES, 4 * (this.#tickBytes + n)));
+      out = this.#out = Buffer.allocUnsafe(size);
+      this.#outStart = this.#outEnd = 0;
+    }
+    // encodeInto checks every field before writing, so a throw leaves the batch intact.
+    this.#outEnd = encodeInto(msg, out, this.#outEnd);
+    this.#queued(n);
   }
 
   /** Sends an already encoded frame; batched with the others sent this tick. */
   sendRaw(frame: Buffer): void {
     if (this.#closed) return;
-    if (this.#pending === EMPTY_LIST) {
-      this.#pending = [frame];
-      process.nextTick(() => this.#flush());
-    } else {
-      this.#pending.push(frame);
+    this.#seal();
+    if (this.#pending === EMPTY_LIST) this.#pending = [frame];
+    else this.#pending.push(frame);
+    this.#queued(frame.length);
+  }
+
+  #queued(bytes: number): void {
+    this.#pendingBytes += bytes;
+    this.#tickBytes += bytes;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flushNow);
     }
-    this.#pendingBytes += frame.length;
+  }
+
+  /** Moves the frames encoded in `#out` since the last seal to `#pending` (a view, no copy). */
+  #seal(): void {
+    if (this.#outEnd === this.#outStart) return;
+    const view = this.#out!.subarray(this.#outStart, this.#outEnd);
+    this.#outStart = this.#outEnd;
+    if (this.#pending === EMPTY_LIST) this.#pending = [view];
+    else this.#pending.push(view);
   }
 
   /** Starts heartbeats: ping every `intervalMs`; close if silent for 3 intervals. */
@@ -141,18 +200,49 @@ export class Connection {
     this.#heartbeat?.stop();
     this.#pending = EMPTY_LIST;
     this.#pendingBytes = 0;
+    this.#out = undefined;
+    this.#outStart = this.#outEnd = 0;
     this.#socket.destroy();
   }
 
   #flush(): void {
+    this.#flushScheduled = false;
+    this.#tickBytes = 0;
+    this.#seal();
     const pending = this.#pending;
     if (pending === EMPTY_LIST) return;
     const bytes = this.#pendingBytes;
     this.#pending = EMPTY_LIST;
     this.#pendingBytes = 0;
     if (this.#closed || this.#socket.destroyed) return;
-    // One copy into one buffer beats writev of many tiny chunks.
-    this.#socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, bytes));
+    const socket = this.#socket;
+    if (pending.length === 1) {
+      socket.write(pending[0]!);
+    } else if (bytes <= CONCAT_MAX_BYTES) {
+      // One copy into one buffer beats writev of many tiny chunks.
+      socket.write(Buffer.concat(pending, bytes));
+    } else {
+      // Big frames go out as they are, small ones between them still merged: one writev under
+      // cork. Copying megabytes of payload to save a syscall does not pay (docs/PERFORMANCE.md).
+      socket.cork();
+      let run: Buffer[] = [];
+      let runBytes = 0;
+      for (const frame of pending) {
+        if (frame.length < BIG_FRAME_BYTES) {
+          run.push(frame);
+          runBytes += frame.length;
+          continue;
+        }
+        if (run.length > 0) {
+          socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+          run = [];
+          runBytes = 0;
+        }
+        socket.write(frame);
+      }
+      if (run.length > 0) socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+      socket.uncork();
+    }
     if (!this.#paused && this.#socket.writableLength > this.#highWaterBytes) {
       this.#paused = true;
       this.#socket.pause();

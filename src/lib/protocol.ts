@@ -6,6 +6,7 @@
  * Frame (docs/PROTOCOL.md §2): `[u8 command][u32 big-endian payload length][payload]`.
  * Integers are big-endian. Job ids are u64 on the wire and must be below 2^53.
  */
+import { isUtf8 } from 'node:buffer';
 import { ErrorCode, isErrorCode, ProtocolError, TaskwireError } from './errors.js';
 
 export { ErrorCode, ProtocolError, TaskwireError } from './errors.js';
@@ -345,7 +346,15 @@ export interface JournalStats {
  * decoder refuses further input.
  */
 export class FrameDecoder {
+  /**
+   * Unconsumed input is `#chunks[#head]` onwards: an index, because `shift()`
+   * is O(n) on a long list (a payload trickled in tiny chunks was quadratic).
+   */
   #chunks: Buffer[] = [];
+  #head = 0;
+  /** Bytes of `#chunks[#head]` already consumed (an offset, so no view is cut per header). */
+  #offset = 0;
+  /** Bytes received and not yet consumed. */
   #buffered = 0;
   /** Valid between a complete header and its complete payload. */
   #command = -1;
@@ -369,19 +378,33 @@ export class FrameDecoder {
     for (;;) {
       if (this.#command < 0) {
         if (this.#buffered < HEADER_BYTES) break;
-        const head = this.#take(HEADER_BYTES);
-        const length = head.readUInt32BE(1);
+        let command: number;
+        let length: number;
+        const first = this.#chunks[this.#head]!;
+        const off = this.#offset;
+        if (first.length - off >= HEADER_BYTES) {
+          // Hot path: the header sits in one chunk; read it in place.
+          command = first[off]!;
+          length = first.readUInt32BE(off + 1);
+          this.#advance(first, off, HEADER_BYTES);
+        } else {
+          const head = this.#take(HEADER_BYTES);
+          command = head[0]!;
+          length = head.readUInt32BE(1);
+        }
         if (length > this.maxPayloadBytes) {
           // PROTOCOL.md §2: rejected before any payload is buffered.
           this.#failed = true;
           this.#chunks = [];
+          this.#head = 0;
+          this.#offset = 0;
           this.#buffered = 0;
           throw new ProtocolError(
             'FRAME_TOO_LARGE',
             `frame payload of ${length} bytes exceeds the maximum of ${this.maxPayloadBytes}`,
           );
         }
-        this.#command = head[0]!;
+        this.#command = command;
         this.#length = length;
       }
       if (this.#buffered < this.#length) break;
@@ -396,29 +419,54 @@ export class FrameDecoder {
     return this.#buffered > 0 || this.#command >= 0;
   }
 
+  /** Consumes `n` bytes that sit in `first` (= `#chunks[#head]`) from `off`. */
+  #advance(first: Buffer, off: number, n: number): void {
+    this.#buffered -= n;
+    if (first.length - off === n) {
+      this.#dropHead();
+    } else {
+      this.#offset = off + n;
+    }
+  }
+
+  /** Drops the fully consumed head chunk in O(1) amortised: the list is compacted once half of it is dead. */
+  #dropHead(): void {
+    const chunks = this.#chunks;
+    this.#offset = 0;
+    if (++this.#head === chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= chunks.length) {
+      this.#chunks = chunks.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
   /** Removes `n` buffered bytes: a view when they sit in one chunk, else one copy. */
   #take(n: number): Buffer {
-    this.#buffered -= n;
-    const first = this.#chunks[0];
     if (n === 0) return EMPTY;
-    if (first !== undefined && first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
+    const first = this.#chunks[this.#head]!;
+    const off = this.#offset;
+    if (first.length - off >= n) {
+      this.#advance(first, off, n);
+      return first.subarray(off, off + n);
     }
+    this.#buffered -= n;
     const out = Buffer.allocUnsafe(n);
-    let offset = 0;
-    while (offset < n) {
-      const chunk = this.#chunks[0]!;
-      const wanted = n - offset;
-      if (chunk.length <= wanted) {
-        chunk.copy(out, offset);
-        offset += chunk.length;
-        this.#chunks.shift();
+    let o = 0;
+    while (o < n) {
+      const chunk = this.#chunks[this.#head]!;
+      const start = this.#offset;
+      const have = chunk.length - start;
+      const wanted = n - o;
+      if (have <= wanted) {
+        chunk.copy(out, o, start);
+        o += have;
+        this.#dropHead();
       } else {
-        chunk.copy(out, offset, 0, wanted);
-        this.#chunks[0] = chunk.subarray(wanted);
-        offset += wanted;
+        chunk.copy(out, o, start, start + wanted);
+        this.#offset = start + wanted;
+        o += wanted;
       }
     }
     return out;
@@ -441,12 +489,22 @@ export class MessageDecoder {
   get bufferedBytes(): number {
     return this.#frames.bufferedBytes;
   }
-  /** Feeds one chunk; returns the messages it completes. Throws {@link ProtocolError}. */
+  #failed = false;
+  /**
+   * Feeds one chunk; returns the messages it completes. Throws {@link ProtocolError};
+   * after a throw it refuses further input, like {@link FrameDecoder}.
+   */
   push(chunk: Buffer): Message[] {
-    const frames = this.#frames.push(chunk);
-    const out: Message[] = new Array(frames.length);
-    for (let i = 0; i < frames.length; i++) out[i] = decodeMessage(frames[i]!);
-    return out;
+    if (this.#failed) throw new ProtocolError('BAD_FRAME', 'decoder already failed');
+    try {
+      const frames = this.#frames.push(chunk);
+      const out: Message[] = new Array(frames.length);
+      for (let i = 0; i < frames.length; i++) out[i] = decodeMessage(frames[i]!);
+      return out;
+    } catch (err) {
+      this.#failed = true;
+      throw err;
+    }
   }
 }
 
@@ -476,7 +534,7 @@ function checkUint(name: string, value: number, max: number): void {
 }
 
 function str8Bytes(name: string, value: string): number {
-  const n = Buffer.byteLength(value);
+  const n = isShortAscii(value) ? value.length : Buffer.byteLength(value);
   if (n > MAX_STR8_BYTES) throw invalid(`${name} is ${n} bytes of UTF-8; the maximum is ${MAX_STR8_BYTES}`);
   return n;
 }
@@ -488,17 +546,33 @@ function frame(command: number, payloadBytes: number): Buffer {
   return buf;
 }
 
-function writeU64(buf: Buffer, value: number, offset: number): number {
+function checkU64(value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw invalid(`job id must be a safe non-negative integer, got ${value}`);
+}
+
+function writeU64(buf: Buffer, value: number, offset: number): number {
+  checkU64(value);
   const hi = Math.floor(value / 0x1_0000_0000);
   buf.writeUInt32BE(hi, offset);
   buf.writeUInt32BE(value - hi * 0x1_0000_0000, offset + 4);
   return offset + 8;
 }
 
+/** True for a string of at most 64 ASCII characters (job kinds, nearly always): its UTF-8 is its char codes. */
+function isShortAscii(value: string): boolean {
+  if (value.length > 64) return false;
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 function writeStr8(buf: Buffer, value: string, bytes: number, offset: number): number {
   buf[offset] = bytes;
-  if (bytes > 0) buf.write(value, offset + 1, bytes, 'utf8');
+  if (bytes === value.length && bytes <= 64) {
+    // ASCII (a UTF-8 length equal to the UTF-16 length means no char above 0x7f): no call into C++.
+    for (let i = 0; i < bytes; i++) buf[offset + 1 + i] = value.charCodeAt(i);
+  } else if (bytes > 0) {
+    buf.write(value, offset + 1, bytes, 'utf8');
+  }
   return offset + 1 + bytes;
 }
 
@@ -510,6 +584,50 @@ function jsonFrame(command: number, requestId: number | undefined, body: unknown
   if (requestId !== undefined) buf.writeUInt32BE(requestId, HEADER_BYTES);
   buf.write(text, HEADER_BYTES + head, bytes, 'utf8');
   return buf;
+}
+
+/**
+ * Short strings decoded recently, by a hash of their bytes: a job kind comes
+ * with every SUBMIT and ASSIGN, and comparing its few bytes is cheaper than
+ * decoding (and allocating) the same string again.
+ */
+const TEXT_CACHE_SLOTS = 16;
+const TEXT_CACHE_MAX_BYTES = 32;
+const textCacheBytes: (Buffer | undefined)[] = new Array<Buffer | undefined>(TEXT_CACHE_SLOTS).fill(undefined);
+const textCacheText: string[] = new Array<string>(TEXT_CACHE_SLOTS).fill('');
+
+/** `buf.toString('utf8', start, start + n)`, from the cache when the same bytes were seen lately. n > 0. */
+function cachedText(buf: Buffer, start: number, n: number): string {
+  if (n > TEXT_CACHE_MAX_BYTES) return strictText(buf, start, n);
+  const slot = (n + buf[start]! * 7 + buf[start + n - 1]! * 13) & (TEXT_CACHE_SLOTS - 1);
+  const cached = textCacheBytes[slot];
+  if (cached !== undefined && cached.length === n) {
+    let i = 0;
+    while (i < n && cached[i] === buf[start + i]) i++;
+    if (i === n) return textCacheText[slot]!;
+  }
+  const text = strictText(buf, start, n);
+  textCacheBytes[slot] = Buffer.from(buf.subarray(start, start + n));
+  textCacheText[slot] = text;
+  return text;
+}
+
+/**
+ * A str8 field's text, which must be valid UTF-8 (PROTOCOL.md §1): invalid
+ * bytes would decode to U+FFFD and re-encode differently, or past 255 bytes.
+ */
+function strictText(buf: Buffer, start: number, n: number): string {
+  let ascii = true;
+  for (let i = start; i < start + n; i++) {
+    if (buf[i]! > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (!ascii && !isUtf8(buf.subarray(start, start + n))) {
+    throw new ProtocolError('BAD_FRAME', 'a str8 field is not valid UTF-8');
+  }
+  return buf.toString('utf8', start, start + n);
 }
 
 /** Reads fixed fields off a payload; every overrun is a TRUNCATED_PAYLOAD ProtocolError. */
@@ -554,7 +672,7 @@ class Reader {
   str8(): string {
     const n = this.u8();
     this.need(n);
-    const s = this.buf.toString('utf8', this.offset, this.offset + n);
+    const s = n === 0 ? '' : cachedText(this.buf, this.offset, n);
     this.offset += n;
     return s;
   }
@@ -565,7 +683,13 @@ class Reader {
     return out;
   }
   restText(): string {
-    const s = this.buf.toString('utf8', this.offset);
+    let s: string;
+    try {
+      s = this.buf.toString('utf8', this.offset);
+    } catch (err) {
+      // Only past buffer.constants.MAX_STRING_LENGTH (~512 MiB, a raised maxPayloadBytes): still a ProtocolError.
+      throw new ProtocolError('BAD_FRAME', `${commandName(this.command)}: text too long`, { cause: err });
+    }
     this.offset = this.buf.length;
     return s;
   }
@@ -602,17 +726,54 @@ function field<T>(command: number, obj: Record<string, unknown>, name: string, c
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+// JSON numbers get the same ranges encode() enforces, so whatever decodes re-encodes.
+const isU16 = (v: unknown): v is number => isUint(v) && v <= 0xffff;
+const isU32 = (v: unknown): v is number => isUint(v) && v <= U32_MAX;
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 const isRole = (v: unknown): v is Role => v === 'client' || v === 'worker';
 
 // ---------------------------------------------------------------------------
 // encode / decodeMessage
 
+/** The hot-path messages: fixed binary layouts that {@link encodeInto} can write in place. */
+export type HotMessage = SubmitMessage | AckMessage | AssignMessage | ResultMessage | EventMessage;
+
+/** True for the messages {@link encodeInto} writes. */
+export function isHotMessage(msg: Message): msg is HotMessage {
+  const t = msg.type;
+  return t === 'SUBMIT' || t === 'ACK' || t === 'ASSIGN' || t === 'RESULT' || t === 'EVENT';
+}
+
 /**
- * Encodes one message as a complete frame. The exact inverse of
- * {@link decodeMessage}. Throws `INVALID_ARGUMENT` for out-of-range fields.
+ * Size of the frame {@link encode} makes of `msg` if it is a hot-path message
+ * (SUBMIT, ACK, ASSIGN, RESULT, EVENT), else -1. Throws `INVALID_ARGUMENT`
+ * for an over-long str8 field, like encode().
  */
-export function encode(msg: Message): Buffer {
+export function hotFrameBytes(msg: Message): number {
+  switch (msg.type) {
+    case 'SUBMIT':
+      return HEADER_BYTES + 22 + str8Bytes('kind', msg.kind) + str8Bytes('key', msg.key) + msg.args.length;
+    case 'ACK':
+      return HEADER_BYTES + 13;
+    case 'ASSIGN':
+      return HEADER_BYTES + 17 + str8Bytes('kind', msg.kind) + msg.args.length;
+    case 'RESULT':
+      return HEADER_BYTES + 12 + msg.result.length;
+    case 'EVENT':
+      return HEADER_BYTES + 15 + msg.data.length;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Writes a hot-path message as a frame into `buf` at `offset` — the same
+ * bytes as {@link encode} — and returns the offset after it, so a connection
+ * can batch frames in one buffer without a Buffer per frame. Every field is
+ * checked before anything is written (`INVALID_ARGUMENT`); a frame that does
+ * not fit is a RangeError.
+ */
+export function encodeInto(msg: HotMessage, buf: Buffer, offset: number): number {
   switch (msg.type) {
     case 'SUBMIT': {
       checkUint('requestId', msg.requestId, U32_MAX);
@@ -623,8 +784,7 @@ export function encode(msg: Message): Buffer {
       checkUint('delayMs', msg.delayMs, U32_MAX);
       const kindBytes = str8Bytes('kind', msg.kind);
       const keyBytes = str8Bytes('key', msg.key);
-      const buf = frame(Command.SUBMIT, 22 + kindBytes + keyBytes + msg.args.length);
-      let o = HEADER_BYTES;
+      let o = frameHead(buf, offset, Command.SUBMIT, 22 + kindBytes + keyBytes + msg.args.length);
       buf.writeUInt32BE(msg.requestId, o);
       buf[o + 4] = (msg.wait ? 1 : 0) | (msg.progress ? 2 : 0);
       buf[o + 5] = msg.priority;
@@ -634,47 +794,81 @@ export function encode(msg: Message): Buffer {
       buf.writeUInt32BE(msg.delayMs, o + 16);
       o = writeStr8(buf, msg.kind, kindBytes, o + 20);
       o = writeStr8(buf, msg.key, keyBytes, o);
-      msg.args.copy(buf, o);
-      return buf;
+      buf.set(msg.args, o);
+      return o + msg.args.length;
     }
     case 'ACK': {
       checkUint('requestId', msg.requestId, U32_MAX);
-      const buf = frame(Command.ACK, 13);
-      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
-      writeU64(buf, msg.jobId, HEADER_BYTES + 4);
-      buf[HEADER_BYTES + 12] = msg.existing ? 1 : 0;
-      return buf;
+      checkU64(msg.jobId);
+      const o = frameHead(buf, offset, Command.ACK, 13);
+      buf.writeUInt32BE(msg.requestId, o);
+      writeU64(buf, msg.jobId, o + 4);
+      buf[o + 12] = msg.existing ? 1 : 0;
+      return o + 13;
     }
     case 'ASSIGN': {
+      checkU64(msg.jobId);
       checkUint('attempt', msg.attempt, U32_MAX);
       checkUint('timeoutMs', msg.timeoutMs, U32_MAX);
       const kindBytes = str8Bytes('kind', msg.kind);
-      const buf = frame(Command.ASSIGN, 17 + kindBytes + msg.args.length);
-      writeU64(buf, msg.jobId, HEADER_BYTES);
-      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
-      buf.writeUInt32BE(msg.timeoutMs, HEADER_BYTES + 12);
-      const o = writeStr8(buf, msg.kind, kindBytes, HEADER_BYTES + 16);
-      msg.args.copy(buf, o);
-      return buf;
+      let o = frameHead(buf, offset, Command.ASSIGN, 17 + kindBytes + msg.args.length);
+      writeU64(buf, msg.jobId, o);
+      buf.writeUInt32BE(msg.attempt, o + 8);
+      buf.writeUInt32BE(msg.timeoutMs, o + 12);
+      o = writeStr8(buf, msg.kind, kindBytes, o + 16);
+      buf.set(msg.args, o);
+      return o + msg.args.length;
     }
     case 'RESULT': {
+      checkU64(msg.jobId);
       checkUint('attempt', msg.attempt, U32_MAX);
-      const buf = frame(Command.RESULT, 12 + msg.result.length);
-      writeU64(buf, msg.jobId, HEADER_BYTES);
-      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
-      msg.result.copy(buf, HEADER_BYTES + 12);
-      return buf;
+      const o = frameHead(buf, offset, Command.RESULT, 12 + msg.result.length);
+      writeU64(buf, msg.jobId, o);
+      buf.writeUInt32BE(msg.attempt, o + 8);
+      buf.set(msg.result, o + 12);
+      return o + 12 + msg.result.length;
     }
     case 'EVENT': {
+      checkU64(msg.jobId);
       checkUint('attempt', msg.attempt, U32_MAX);
       checkUint('pct', msg.pct, 255);
-      const buf = frame(Command.EVENT, 15 + msg.data.length);
-      writeU64(buf, msg.jobId, HEADER_BYTES);
-      buf[HEADER_BYTES + 8] = EVENT_CODES[msg.event];
-      buf[HEADER_BYTES + 9] = msg.permanent ? 1 : 0;
-      buf[HEADER_BYTES + 10] = msg.pct;
-      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 11);
-      msg.data.copy(buf, HEADER_BYTES + 15);
+      const o = frameHead(buf, offset, Command.EVENT, 15 + msg.data.length);
+      writeU64(buf, msg.jobId, o);
+      buf[o + 8] = EVENT_CODES[msg.event];
+      buf[o + 9] = msg.permanent ? 1 : 0;
+      buf[o + 10] = msg.pct;
+      buf.writeUInt32BE(msg.attempt, o + 11);
+      buf.set(msg.data, o + 15);
+      return o + 15 + msg.data.length;
+    }
+    default:
+      return assertNever(msg);
+  }
+}
+
+/** Writes a frame header at `offset` after checking the whole frame fits; returns the payload offset. */
+function frameHead(buf: Buffer, offset: number, command: number, payloadBytes: number): number {
+  if (offset + HEADER_BYTES + payloadBytes > buf.length) {
+    throw new RangeError(`frame of ${HEADER_BYTES + payloadBytes} bytes does not fit at offset ${offset} of ${buf.length}`);
+  }
+  buf[offset] = command;
+  buf.writeUInt32BE(payloadBytes, offset + 1);
+  return offset + HEADER_BYTES;
+}
+
+/**
+ * Encodes one message as a complete frame. The exact inverse of
+ * {@link decodeMessage}. Throws `INVALID_ARGUMENT` for out-of-range fields.
+ */
+export function encode(msg: Message): Buffer {
+  switch (msg.type) {
+    case 'SUBMIT':
+    case 'ACK':
+    case 'ASSIGN':
+    case 'RESULT':
+    case 'EVENT': {
+      const buf = Buffer.allocUnsafe(hotFrameBytes(msg));
+      encodeInto(msg, buf, 0);
       return buf;
     }
     case 'FAIL': {
@@ -782,6 +976,9 @@ export function encode(msg: Message): Buffer {
       return jsonFrame(Command.HELLO, undefined, body);
     }
     case 'WELCOME': {
+      checkUint('version', msg.version, 0xffff);
+      checkUint('heartbeatMs', msg.heartbeatMs, U32_MAX);
+      checkUint('maxPayloadBytes', msg.maxPayloadBytes, U32_MAX);
       const { type: _type, ...body } = msg;
       return jsonFrame(Command.WELCOME, undefined, body);
     }
@@ -922,11 +1119,11 @@ export function decodeMessage(f: Frame): Message {
       }
       const hello: HelloMessage = {
         type: 'HELLO',
-        version: field(c, o, 'version', isUint),
+        version: field(c, o, 'version', isU16),
         role: field(c, o, 'role', isRole),
         name: field(c, o, 'name', isString),
         capabilities: field(c, o, 'capabilities', isStringArray),
-        concurrency: field(c, o, 'concurrency', isUint),
+        concurrency: field(c, o, 'concurrency', isU32),
       };
       if (token !== undefined) hello.token = token;
       return hello;
@@ -936,10 +1133,10 @@ export function decodeMessage(f: Frame): Message {
       const o = jsonObject(c, r.json());
       return {
         type: 'WELCOME',
-        version: field(c, o, 'version', isUint),
+        version: field(c, o, 'version', isU16),
         serverVersion: field(c, o, 'serverVersion', isString),
-        heartbeatMs: field(c, o, 'heartbeatMs', isUint),
-        maxPayloadBytes: field(c, o, 'maxPayloadBytes', isUint),
+        heartbeatMs: field(c, o, 'heartbeatMs', isU32),
+        maxPayloadBytes: field(c, o, 'maxPayloadBytes', isU32),
         sessionId: field(c, o, 'sessionId', isString),
       };
     }

@@ -24,6 +24,7 @@ import {
 } from './protocol.js';
 import { JobTable } from './job-table.js';
 import { Deque, Heap } from './queue.js';
+import { RunQueue } from './run-queue.js';
 
 /** The core's view of a connection: somewhere to send messages. */
 export interface Peer {
@@ -121,8 +122,8 @@ export class Job {
   constructor(
     readonly id: number,
     readonly kind: KindQueue,
-    /** Argument bytes as a latin1 string. */
-    readonly args: string,
+    /** Argument bytes as a latin1 string; '' once finished (a retained job keeps its result, not its input). */
+    public args: string,
     priority: number,
     readonly timeoutMs: number,
     maxRetries: number,
@@ -189,8 +190,8 @@ export function runsBefore(a: Job, b: Job): boolean {
 
 /** Everything about one job kind: its runnable jobs, its workers, its counters. */
 export class KindQueue {
-  /** Runnable QUEUED jobs (and lazily skipped cancelled ones). */
-  readonly heap = new Heap<Job>(runsBefore);
+  /** Runnable QUEUED jobs (and lazily skipped cancelled ones); O(1) for jobs that arrive in order. */
+  readonly heap = new RunQueue<Job>(runsBefore);
   readonly workers: WorkerSession[] = [];
   /** Round-robin position in `workers`. */
   cursor = 0;
@@ -553,8 +554,10 @@ export class SchedulerCore {
     this.#queued++;
     const journal = this.#journal;
     if (journal === undefined) {
-      s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
+      // ASSIGN first, so the worker starts one write sooner (docs/PERFORMANCE.md); the ACK is still
+      // flushed in this tick, long before the job's EVENT can exist.
       this.#makeRunnable(job, now);
+      s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
       return;
     }
     // DESIGN.md "Durability": acknowledged only once the record is durable.
@@ -712,6 +715,9 @@ export class SchedulerCore {
     }
     job.state = state;
     job.outcome = outcome;
+    // Finished jobs are retained for lookup (100,000 by default): without their arguments, that
+    // memory does not grow with the payload size (docs/PERFORMANCE.md).
+    job.args = '';
     job.finishedAt = this.#now();
     if (permanent) job.flags |= PERMANENT_FLAG;
     if (state === 'DONE') kind.done++;
@@ -915,6 +921,7 @@ export class SchedulerCore {
         const job = this.jobs.get(r.id);
         if (job === undefined || job.state !== 'PENDING') return;
         const kind = job.kind;
+        job.args = ''; // as in #finish: a finished job keeps its result, not its input
         job.finishedAt = r.finishedAt - this.epoch;
         if (r.type !== 'cancelled') job.run!.workerName = r.worker;
         if (r.type === 'done') {

@@ -1,0 +1,761 @@
+/**
+ * `npm run bench`: taskwire's throughput, latency, memory and journal
+ * figures, next to a raw-TCP baseline measured in the same run (issue 5,
+ * docs/PERFORMANCE.md). Starts every process it needs itself, on loopback
+ * port 0, and kills them all at the end (also on errors and SIGINT).
+ *
+ * Progress goes to stderr; results to stdout as a table, or one JSON
+ * object with `--json`. Exits 1 if a phase fails or a result is wrong
+ * (a missed performance target is reported, not an error).
+ */
+import { hash } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Client as ClientClass, SubmitItem } from '../src/client.js';
+import { FrameScanner, makeFrame } from './framing.js';
+import { cpuOf, entryOf, installCleanup, killAll, peakRssOf, ROOT, rssOf, spawnNode, type Proc, type Runtime } from './procs.js';
+import type { BaselineResult, JournalModeResult, JournalResult, LatencyResult, MemoryResult, ProcCpu, Report, Target, ThroughputResult } from './report.js';
+import { fmtBytes, fmtInt, fmtRatio, percentiles, round } from './stats.js';
+
+// ---------------------------------------------------------------------------
+// Options
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+
+const PHASES = ['baseline', 'throughput', 'latency', 'memory', 'journal'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Options {
+  n: number;
+  workers: number;
+  concurrency: number;
+  window: number;
+  warmup: number;
+  latencyN: number;
+  latencyWarmup: number;
+  memoryJobs: number;
+  journalN: number;
+  journalAlwaysN: number;
+  baselineN: number;
+  payloadBytes: number;
+  runtime: Runtime;
+  json: boolean;
+  skip: Set<Phase>;
+  /** Directory for `--cpu-prof` profiles of the scheduler and worker processes. */
+  profile: string | undefined;
+  /** The worker entry point (default src/worker.ts; bench/mini-worker.ts for the bare protocol). */
+  workerScript: string;
+}
+
+const USAGE = `Usage: npm run bench [-- options]
+
+Measures taskwire end to end against a raw TCP baseline (docs/PERFORMANCE.md).
+
+Options:
+  --n N                 jobs in the throughput phase (default 100000)
+  --workers W           worker processes (default 2)
+  --concurrency C       jobs in flight per worker (default 64)
+  --window N            client pipelining window, jobs in flight (default 10000)
+  --warmup N            warm-up jobs before the throughput phase (default 10000)
+  --latency-n N         sequential round trips measured (default 5000)
+  --latency-warmup N    ... after this many unmeasured ones (default 5000; the JIT
+                        needs a few thousand round trips to settle)
+  --memory-jobs N       jobs queued for the memory figure (default 1000000)
+  --journal-n N         jobs per journal mode (memory, batch) (default 100000)
+  --journal-always-n N  jobs with --fsync always (one fsync each) (default 5000)
+  --baseline-n N        messages of the echo baseline (default 500000)
+  --payload-bytes N     sha256 input size, bytes (default 32); larger sizes scale the
+                        defaults of --n, --window, --warmup, --memory-jobs and
+                        --journal-n down (at most ~2 GiB through the scheduler)
+  --runtime tsx|dist    run src/*.ts via tsx (default) or the built dist/*.js
+  --skip LIST           phases to skip: ${PHASES.join(',')}
+  --json                print one JSON object instead of the table
+  --worker-script F     worker entry point (default src/worker.ts; bench/mini-worker.ts
+                        is a bare protocol-only worker, for comparison)
+  --profile DIR         run scheduler and workers with --cpu-prof, profiles in DIR
+                        (the client: node --cpu-prof --import tsx bench/bench.ts)
+  -h, --help            show this help
+`;
+
+function parseOptions(argv: string[]): Options {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      n: { type: 'string' },
+      workers: { type: 'string' },
+      concurrency: { type: 'string' },
+      window: { type: 'string' },
+      warmup: { type: 'string' },
+      'latency-n': { type: 'string' },
+      'latency-warmup': { type: 'string' },
+      'memory-jobs': { type: 'string' },
+      'journal-n': { type: 'string' },
+      'journal-always-n': { type: 'string' },
+      'baseline-n': { type: 'string' },
+      'payload-bytes': { type: 'string' },
+      runtime: { type: 'string' },
+      skip: { type: 'string' },
+      profile: { type: 'string' },
+      'worker-script': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (positionals.length > 0) throw new Error(`unexpected argument "${positionals[0]}"`);
+  const int = (name: string, text: string | undefined, fallback: number, min = 0): number => {
+    if (text === undefined) return fallback;
+    const x = Number(text);
+    if (!Number.isInteger(x) || x < min) throw new Error(`--${name} must be an integer >= ${min}, got "${text}"`);
+    return x;
+  };
+  const runtime = values.runtime ?? 'tsx';
+  if (runtime !== 'tsx' && runtime !== 'dist') throw new Error(`--runtime must be tsx or dist, got "${runtime}"`);
+  if (runtime === 'dist' && !existsSync(join(ROOT, 'dist/server.js'))) throw new Error('--runtime dist: run `npm run build` first');
+  const skip = new Set<Phase>();
+  for (const s of (values.skip ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (!(PHASES as readonly string[]).includes(s)) throw new Error(`--skip: unknown phase "${s}" (phases: ${PHASES.join(', ')})`);
+    skip.add(s as Phase);
+  }
+  const payloadBytes = int('payload-bytes', values['payload-bytes'], 32, 1);
+  // Big payloads scale the defaults down, so a run moves a few GiB at most.
+  const scaled = (full: number, budgetBytes: number): number => Math.max(1, Math.min(full, Math.floor(budgetBytes / payloadBytes)));
+  return {
+    n: int('n', values.n, scaled(100_000, 2 * GIB), 1),
+    workers: int('workers', values.workers, 2, 1),
+    concurrency: int('concurrency', values.concurrency, 64, 1),
+    window: int('window', values.window, Math.max(64, scaled(10_000, 64 * MIB)), 1),
+    warmup: int('warmup', values.warmup, scaled(10_000, 256 * MIB)),
+    latencyN: int('latency-n', values['latency-n'], 5_000, 1),
+    latencyWarmup: int('latency-warmup', values['latency-warmup'], 5_000),
+    memoryJobs: int('memory-jobs', values['memory-jobs'], scaled(1_000_000, 512 * MIB), 1),
+    journalN: int('journal-n', values['journal-n'], scaled(100_000, 512 * MIB), 1),
+    journalAlwaysN: int('journal-always-n', values['journal-always-n'], 5_000, 1),
+    baselineN: int('baseline-n', values['baseline-n'], 500_000, 1),
+    payloadBytes,
+    runtime,
+    json: values.json ?? false,
+    skip,
+    profile: values.profile,
+    workerScript: values['worker-script'] ?? 'src/worker.ts',
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+/** The client library under test: src/ through tsx, or dist/ with --runtime dist (set in main). */
+let Client: typeof ClientClass;
+
+async function loadClient(runtime: Runtime): Promise<typeof ClientClass> {
+  if (runtime === 'tsx') return (await import('../src/client.js')).Client;
+  const mod = (await import(pathToFileURL(join(ROOT, 'dist/client.js')).href)) as typeof import('../src/client.js');
+  return mod.Client;
+}
+
+/** Share of all CPU time that was busy (not idle or iowait) over the next `ms`, from /proc/stat; 0 elsewhere. */
+async function cpuBusyShare(ms: number): Promise<number> {
+  const sample = (): { busy: number; total: number } => {
+    try {
+      const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+      const v = line.trim().split(/\s+/).slice(1).map(Number);
+      const total = v.reduce((a, b) => a + b, 0);
+      return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+    } catch {
+      return { busy: 0, total: 0 };
+    }
+  };
+  const a = sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = sample();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/** Newest modification time of the files under `dir`, ms. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/** Seconds since `t0` (from process.hrtime.bigint()). */
+function secondsSince(t0: bigint): number {
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** A `bytes`-long ASCII job input, distinct per `i`: `bench:<i>:` padded with a fixed pattern. */
+function makeInput(i: number, bytes: number): string {
+  const head = `bench:${i}:`;
+  if (head.length >= bytes) return head;
+  return head + PAD.repeat(Math.ceil((bytes - head.length) / PAD.length)).slice(0, bytes - head.length);
+}
+const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+function sha256Hex(s: string): string {
+  return hash('sha256', s, 'hex');
+}
+
+function* sha256Items(count: number, bytes: number, offset: number): Generator<SubmitItem> {
+  for (let i = 0; i < count; i++) yield { kind: 'sha256', args: makeInput(offset + i, bytes) };
+}
+
+interface Cluster {
+  scheduler: Proc;
+  address: string;
+  workers: Proc[];
+}
+
+let profiles = 0;
+
+/** Node arguments that make a child write a CPU profile named after `label` (with --profile). */
+function profileArgs(opts: Options, label: string): string[] {
+  if (opts.profile === undefined) return [];
+  // One directory per process: tsx's loader thread writes a profile of its own next to the main thread's.
+  const dir = join(opts.profile, `${String(++profiles).padStart(2, '0')}-${label.replace(/[^a-z0-9-]+/gi, '-').replace(/-+$/, '')}`);
+  return ['--cpu-prof', '--cpu-prof-dir', dir];
+}
+
+/** With --profile, children get SIGTERM and time to write their profile; else SIGKILL. */
+function stop(opts: Options, proc: Proc): Promise<void> {
+  return proc.kill(opts.profile === undefined ? undefined : 10_000);
+}
+
+async function startScheduler(opts: Options, extra: string[] = [], label = 'scheduler'): Promise<{ proc: Proc; address: string }> {
+  const entry = entryOf(opts.runtime, 'src/server.ts', profileArgs(opts, label));
+  const proc = spawnNode(label, entry, ['--port', '0', '--log-level', 'error', ...extra]);
+  const m = await proc.waitFor(/taskwire scheduler listening on (\S+):(\d+)/);
+  return { proc, address: `127.0.0.1:${m[2]}` };
+}
+
+async function startWorker(opts: Options, address: string, name: string, concurrency: number): Promise<Proc> {
+  const proc = spawnNode(name, (opts.workerScript.startsWith('src/')
+    ? entryOf(opts.runtime, opts.workerScript, profileArgs(opts, name))
+    : entryOf('tsx', opts.workerScript, profileArgs(opts, name))), [
+    '--server',
+    address,
+    '--name',
+    name,
+    '-c',
+    'sha256',
+    '--concurrency',
+    String(concurrency),
+    '--log-level',
+    'error',
+  ]);
+  await proc.waitFor(/taskwire worker \S+ connected to/);
+  return proc;
+}
+
+async function startCluster(opts: Options, label: string, workers: number, concurrency: number): Promise<Cluster> {
+  const { proc, address } = await startScheduler(opts, [], `scheduler (${label})`);
+  const ws = await Promise.all(
+    Array.from({ length: workers }, (_, i) => startWorker(opts, address, `${label}-w${i + 1}`, concurrency)),
+  );
+  return { scheduler: proc, address, workers: ws };
+}
+
+async function stopCluster(opts: Options, c: Cluster): Promise<void> {
+  // Workers first: a scheduler that goes first would send them reconnecting.
+  await Promise.all(c.workers.map((w) => stop(opts, w)));
+  await stop(opts, c.scheduler);
+}
+
+function workerAvailable(opts: Options): boolean {
+  return existsSync(join(ROOT, opts.workerScript));
+}
+
+// ---------------------------------------------------------------------------
+// Phase: baseline (raw framed TCP echo between two Node processes)
+
+
+const BASELINE_PAYLOAD = 40;
+
+async function connectRaw(address: string): Promise<Socket> {
+  const [host, port] = address.split(':');
+  const socket = netConnect({ host: host!, port: Number(port) });
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Pipelined: batches of 1,000 frames, at most `window` messages in flight, until `total` have come back. */
+function echoThroughput(socket: Socket, total: number, window: number): Promise<number> {
+  const batch = 1000;
+  const frame = makeFrame(0x21, BASELINE_PAYLOAD, 0x61);
+  const batchBuf = Buffer.concat(Array.from({ length: batch }, () => frame));
+  const scanner = new FrameScanner();
+  let sent = 0;
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const pump = (): void => {
+      while (sent < total && sent - received + batch <= window) {
+        const k = Math.min(batch, total - sent);
+        socket.write(k === batch ? batchBuf : batchBuf.subarray(0, k * frame.length));
+        sent += k;
+      }
+    };
+    const onData = (chunk: Buffer): void => {
+      received += scanner.push(chunk).frames;
+      if (received >= total) {
+        socket.off('data', onData);
+        resolve(total / secondsSince(t0));
+        return;
+      }
+      pump();
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    pump();
+  });
+}
+
+/** Sequential: one frame out, wait for it to come back; `count` times, in µs. */
+async function echoLatency(socket: Socket, count: number): Promise<Float64Array> {
+  const frame = makeFrame(0x21, BASELINE_PAYLOAD, 0x62);
+  const scanner = new FrameScanner();
+  let wake: (() => void) | undefined;
+  const onData = (chunk: Buffer): void => {
+    if (scanner.push(chunk).frames > 0) wake?.();
+  };
+  socket.on('data', onData);
+  const samples = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const t0 = process.hrtime.bigint();
+    const back = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    socket.write(frame);
+    await back;
+    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  socket.off('data', onData);
+  return samples;
+}
+
+async function runBaseline(opts: Options): Promise<BaselineResult> {
+  log('baseline: starting the echo peer');
+  const echo = spawnNode('echo', entryOf('tsx', 'bench/echo.ts'), []);
+  try {
+    const m = await echo.waitFor(/echo listening on (\S+)/);
+    const socket = await connectRaw(m[1]!);
+    const window = opts.window;
+    await echoThroughput(socket, Math.min(100_000, opts.baselineN), window); // warm-up
+    log(`baseline: ${fmtInt(opts.baselineN)} framed ${BASELINE_PAYLOAD}-byte messages, pipelined`);
+    const msgsPerSec = await echoThroughput(socket, opts.baselineN, window);
+    await echoLatency(socket, opts.latencyWarmup);
+    log(`baseline: ${fmtInt(opts.latencyN)} sequential round trips`);
+    const rtt = await echoLatency(socket, opts.latencyN);
+    socket.destroy();
+    return { messages: opts.baselineN, payloadBytes: BASELINE_PAYLOAD, msgsPerSec, rttUs: percentiles(rtt), rttSamples: rtt.length };
+  } finally {
+    await echo.kill();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Phase: throughput
+
+
+
+async function runThroughput(opts: Options): Promise<ThroughputResult> {
+  // Inputs and their digests first: hashing gigabytes while connected would block the
+  // client's event loop past the heartbeat deadline.
+  const inputs = Array.from({ length: opts.n }, (_, i) => makeInput(i, opts.payloadBytes));
+  const expected = inputs.map(sha256Hex);
+  const items: SubmitItem[] = inputs.map((args) => ({ kind: 'sha256', args }));
+  log(`throughput: starting a scheduler and ${opts.workers} worker(s), concurrency ${opts.concurrency}`);
+  const cluster = await startCluster(opts, 'throughput', opts.workers, opts.concurrency);
+  try {
+    const client = await Client.connect(cluster.address, { name: 'bench' });
+    const ws = await client.workers();
+    if (ws.length !== opts.workers) throw new Error(`expected ${opts.workers} workers, the scheduler has ${ws.length}`);
+    if (opts.warmup > 0) {
+      log(`throughput: warm-up, ${fmtInt(opts.warmup)} jobs`);
+      const warm = await client.submitMany(sha256Items(opts.warmup, opts.payloadBytes, 1_000_000_000), { window: opts.window });
+      const bad = warm.filter((r) => r instanceof Error).length;
+      if (bad > 0) throw new Error(`warm-up: ${bad} jobs failed: ${String(warm.find((r) => r instanceof Error))}`);
+    }
+    const procs: Proc[] = [cluster.scheduler, ...cluster.workers];
+    const cpu0 = procs.map((p) => cpuOf(p.pid));
+    const self0 = process.cpuUsage();
+    log(`throughput: ${fmtInt(opts.n)} sha256 jobs of ${opts.payloadBytes} bytes, window ${opts.window}`);
+    const t0 = process.hrtime.bigint();
+    const results = await client.submitMany(items, { window: opts.window });
+    const elapsed = secondsSince(t0);
+    const self1 = process.cpuUsage(self0);
+    const cpuRow = (name: string, userMs: number, sysMs: number): ProcCpu => {
+      const ms = userMs + sysMs;
+      return { name, cpuMs: round(ms), sysShare: round(sysMs / ms, 3), cores: round(ms / 1000 / elapsed, 3), usPerJob: round((ms * 1000) / opts.n, 3) };
+    };
+    const cpu = procs.map((p, i): ProcCpu => {
+      const now = cpuOf(p.pid);
+      return cpuRow(i === 0 ? 'scheduler' : `worker ${i}`, now.userMs - cpu0[i]!.userMs, now.sysMs - cpu0[i]!.sysMs);
+    });
+    cpu.unshift(cpuRow('client', self1.user / 1000, self1.system / 1000));
+    let verified = 0;
+    let failed = 0;
+    let wrong = 0;
+    let firstProblem = '';
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      if (r instanceof Error) {
+        failed++;
+        firstProblem ||= `job ${i}: ${r.message}`;
+      } else if (r.text() === expected[i]) {
+        verified++;
+      } else {
+        wrong++;
+        firstProblem ||= `job ${i}: got ${r.text()}, expected ${expected[i]}`;
+      }
+    }
+    if (verified !== opts.n) log(`throughput: ${failed} failed, ${wrong} wrong; first: ${firstProblem}`);
+    await client.close({ timeoutMs: 2_000 });
+    return {
+      n: opts.n,
+      workers: opts.workers,
+      concurrency: opts.concurrency,
+      window: opts.window,
+      payloadBytes: opts.payloadBytes,
+      elapsedMs: round(elapsed * 1000),
+      jobsPerSec: round(opts.n / elapsed),
+      verified,
+      failed,
+      wrong,
+      cpu,
+      schedulerRssBytes: rssOf(cluster.scheduler.pid),
+      schedulerPeakRssBytes: peakRssOf(cluster.scheduler.pid),
+    };
+  } finally {
+    await stopCluster(opts, cluster);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Phase: latency
+
+
+async function runLatency(opts: Options): Promise<LatencyResult> {
+  const inputs = Array.from({ length: opts.latencyN }, (_, i) => makeInput(i, opts.payloadBytes));
+  const expected = inputs.map(sha256Hex);
+  log('latency: starting a scheduler and 1 worker');
+  const cluster = await startCluster(opts, 'latency', 1, opts.concurrency);
+  try {
+    const client = await Client.connect(cluster.address, { name: 'bench-latency' });
+    const warmInput = makeInput(7, opts.payloadBytes);
+    const warmExpected = sha256Hex(warmInput);
+    for (let i = 0; i < opts.latencyWarmup; i++) {
+      const r = await client.submit('sha256', warmInput);
+      if (r.text() !== warmExpected) throw new Error(`latency warm-up: wrong result ${r.text()}`);
+    }
+    const samples = new Float64Array(opts.latencyN);
+    let verified = 0;
+    log(`latency: ${fmtInt(opts.latencyN)} sequential submit-and-wait`);
+    for (let i = 0; i < opts.latencyN; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await client.submit('sha256', inputs[i]);
+      samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+      if (r.text() === expected[i]) verified++;
+    }
+    await client.close({ timeoutMs: 2_000 });
+    return { n: opts.latencyN, payloadBytes: opts.payloadBytes, us: percentiles(samples), verified };
+  } finally {
+    await stopCluster(opts, cluster);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Phase: memory (a million queued jobs, no worker)
+
+
+interface MemSample {
+  gc: boolean;
+  rss: number;
+  heapUsed: number;
+  external: number;
+  /** Committed bytes per V8 heap space (new_space, old_space, ...). */
+  spaces: Record<string, number>;
+}
+
+async function readMem(host: Proc, seq: number): Promise<MemSample> {
+  host.writeLine('mem');
+  const m = await host.waitFor(new RegExp(`^mem ${seq} (\\{.*\\})$`, 'm'), 60_000);
+  const body = JSON.parse(m[1]!) as MemSample;
+  return { ...body, rss: rssOf(host.pid) || body.rss };
+}
+
+async function runMemory(opts: Options): Promise<MemoryResult> {
+  log('memory: starting a scheduler (with --expose-gc), no worker');
+  const maxQueued = Math.max(2_000_000, opts.memoryJobs + 10_000);
+  const host = spawnNode('scheduler (memory)', entryOf('tsx', 'bench/scheduler-host.ts', ['--expose-gc', ...profileArgs(opts, 'scheduler-memory')]), [String(maxQueued)], {
+    stdin: true,
+  });
+  try {
+    const m = await host.waitFor(/taskwire scheduler listening on (\S+):(\d+)/);
+    const client = await Client.connect(`127.0.0.1:${m[2]}`, { name: 'bench-memory' });
+    // Warm up before the "before" reading: the submit path, the connection's buffers, and V8's
+    // young generation, which grows to its working size (~30 MiB) under any sustained load and
+    // stays there. That fixed cost is not per queued job; newSpace* in the result shows it.
+    const warm = Math.max(1_000, Math.min(100_000, Math.floor(opts.memoryJobs / 10)));
+    await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 2_000_000_000), { window: opts.window });
+    const before = await readMem(host, 1);
+    if (!before.gc) throw new Error('the memory host has no gc(): --expose-gc was not applied');
+    log(`memory: queueing ${fmtInt(opts.memoryJobs)} jobs of ${opts.payloadBytes} bytes`);
+    const t0 = process.hrtime.bigint();
+    const acks = await client.enqueueMany(sha256Items(opts.memoryJobs, opts.payloadBytes, 0), { window: opts.window });
+    const enqueuePerSec = opts.memoryJobs / secondsSince(t0);
+    const refused = acks.filter((r) => r instanceof Error).length;
+    if (refused > 0) throw new Error(`memory: ${refused} submissions refused: ${String(acks.find((r) => r instanceof Error))}`);
+    const after = await readMem(host, 2);
+    const stats = await client.stats();
+    await client.close({ timeoutMs: 2_000 });
+    const jobs = opts.memoryJobs;
+    return {
+      jobs,
+      payloadBytes: opts.payloadBytes,
+      queuedReported: stats.totals.queued - warm,
+      rssBeforeBytes: before.rss,
+      rssAfterBytes: after.rss,
+      peakRssBytes: peakRssOf(host.pid),
+      heapBeforeBytes: before.heapUsed,
+      heapAfterBytes: after.heapUsed,
+      externalAfterBytes: after.external,
+      newSpaceBeforeBytes: before.spaces['new_space'] ?? NaN,
+      newSpaceAfterBytes: after.spaces['new_space'] ?? NaN,
+      warmupJobs: warm,
+      bytesPerJobRss: round((after.rss - before.rss) / jobs),
+      bytesPerJobHeap: round((after.heapUsed - before.heapUsed) / jobs),
+      enqueuePerSec: round(enqueuePerSec),
+    };
+  } finally {
+    await stop(opts, host);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Phase: journal modes (submit throughput, no worker)
+
+
+
+async function runJournalMode(opts: Options, mode: JournalModeResult['mode'], jobs: number): Promise<JournalModeResult> {
+  const dir = mode === 'memory' ? undefined : mkdtempSync(join(tmpdir(), 'taskwire-bench-'));
+  const extra = dir === undefined ? [] : ['--data-dir', dir, '--fsync', mode];
+  const { proc, address } = await startScheduler(opts, extra, `scheduler (${mode})`);
+  try {
+    const client = await Client.connect(address, { name: 'bench-journal' });
+    const warm = Math.min(1_000, jobs);
+    await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 2_000_000_000), { window: opts.window });
+    log(`journal: ${mode === 'memory' ? 'memory only' : `--fsync ${mode}`}, ${fmtInt(jobs)} submissions`);
+    const t0 = process.hrtime.bigint();
+    const acks = await client.enqueueMany(sha256Items(jobs, opts.payloadBytes, 0), { window: opts.window });
+    const elapsed = secondsSince(t0);
+    const refused = acks.filter((r) => r instanceof Error).length;
+    if (refused > 0) throw new Error(`journal ${mode}: ${refused} submissions refused: ${String(acks.find((r) => r instanceof Error))}`);
+    await client.close({ timeoutMs: 2_000 });
+    return { mode, jobs, acksPerSec: round(jobs / elapsed), elapsedMs: round(elapsed * 1000) };
+  } finally {
+    await stop(opts, proc);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runJournal(opts: Options): Promise<JournalResult> {
+  if (!existsSync(join(ROOT, 'src/lib/journal.ts'))) {
+    log('journal: src/lib/journal.ts does not exist yet; skipped');
+    return { skipped: 'src/lib/journal.ts does not exist yet', modes: [], batchRatio: NaN };
+  }
+  const memory = await runJournalMode(opts, 'memory', opts.journalN);
+  const batch = await runJournalMode(opts, 'batch', opts.journalN);
+  const always = await runJournalMode(opts, 'always', Math.min(opts.journalN, opts.journalAlwaysN));
+  return { modes: [memory, batch, always], batchRatio: round(batch.acksPerSec / memory.acksPerSec, 3) };
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+
+
+function targetsOf(r: Report): Target[] {
+  const t: Target[] = [];
+  if (r.throughput) {
+    t.push({ name: 'throughput jobs/s', target: '>= 100000', value: r.throughput.jobsPerSec, ok: r.throughput.jobsPerSec >= 100_000 });
+  }
+  if (r.latency) {
+    t.push({ name: 'latency p50 µs', target: '<= 100', value: r.latency.us.p50, ok: r.latency.us.p50 <= 100 });
+    t.push({ name: 'latency p99 µs', target: '<= 1000', value: r.latency.us.p99, ok: r.latency.us.p99 <= 1000 });
+  }
+  if (r.memory) {
+    t.push({ name: 'bytes per queued job', target: '<= 250', value: r.memory.bytesPerJobRss, ok: r.memory.bytesPerJobRss <= 250 });
+  }
+  if (r.journal && r.journal.modes.length > 0) {
+    t.push({ name: 'fsync batch ÷ memory-only', target: '>= 0.5', value: r.journal.batchRatio, ok: r.journal.batchRatio >= 0.5 });
+  }
+  return t;
+}
+
+function printTable(r: Report): void {
+  const rows: string[][] = [['phase', 'figure', 'value', '× baseline', 'target']];
+  const mark = (name: string): string => {
+    const t = r.targets.find((x) => x.name === name);
+    return t === undefined ? '' : `${t.target} ${t.ok ? 'ok' : 'MISSED'}`;
+  };
+  const b = r.baseline;
+  if (b) {
+    rows.push(['baseline', `echo msgs/s (${b.payloadBytes} B, pipelined)`, fmtInt(b.msgsPerSec), '1', '']);
+    rows.push(['baseline', 'echo round trip p50 / p99 / max µs', `${fmtInt(b.rttUs.p50)} / ${fmtInt(b.rttUs.p99)} / ${fmtInt(b.rttUs.max)}`, '1', '']);
+  }
+  const tp = r.throughput;
+  if (tp) {
+    rows.push([
+      'throughput',
+      `jobs/s end to end (N=${tp.n}, W=${tp.workers}, c=${tp.concurrency}, ${tp.payloadBytes} B)`,
+      fmtInt(tp.jobsPerSec),
+      fmtRatio(tp.ratioToBaseline),
+      mark('throughput jobs/s'),
+    ]);
+    rows.push(['throughput', 'results verified', `${fmtInt(tp.verified)} / ${fmtInt(tp.n)}`, '', '']);
+    rows.push(['throughput', 'CPU cores busy', tp.cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(', '), '', '']);
+    rows.push(['throughput', 'CPU µs per job (% in kernel)', tp.cpu.map((c) => `${c.name} ${c.usPerJob.toFixed(1)} (${Math.round(c.sysShare * 100)}%)`).join(', '), '', '']);
+  }
+  const l = r.latency;
+  if (l) {
+    rows.push(['latency', 'submit-and-wait p50 µs', fmtInt(l.us.p50), fmtRatio(l.p50RatioToBaseline), mark('latency p50 µs')]);
+    rows.push(['latency', 'submit-and-wait p99 µs', fmtInt(l.us.p99), fmtRatio(l.p99RatioToBaseline), mark('latency p99 µs')]);
+    rows.push(['latency', 'submit-and-wait max µs', fmtInt(l.us.max), '', '']);
+  }
+  const m = r.memory;
+  if (m) {
+    rows.push(['memory', `bytes per queued job (RSS, ${fmtInt(m.jobs)} jobs on ${fmtInt(m.warmupJobs)})`, fmtInt(m.bytesPerJobRss), '', mark('bytes per queued job')]);
+    rows.push(['memory', 'bytes per queued job (JS heap)', fmtInt(m.bytesPerJobHeap), '', '']);
+    rows.push(['memory', 'scheduler RSS before / after / peak', `${fmtBytes(m.rssBeforeBytes)} / ${fmtBytes(m.rssAfterBytes)} / ${fmtBytes(m.peakRssBytes)}`, '', '']);
+    rows.push(['memory', 'V8 young generation before / after', `${fmtBytes(m.newSpaceBeforeBytes)} / ${fmtBytes(m.newSpaceAfterBytes)}`, '', '']);
+    rows.push(['memory', 'enqueue acks/s while filling', fmtInt(m.enqueuePerSec), '', '']);
+  }
+  const j = r.journal;
+  if (j) {
+    if (j.skipped !== undefined) rows.push(['journal', 'skipped', j.skipped, '', '']);
+    for (const mode of j.modes) {
+      const what = mode.mode === 'memory' ? 'memory only' : `--fsync ${mode.mode}`;
+      rows.push([
+        'journal',
+        `submit acks/s, ${what} (${fmtInt(mode.jobs)} jobs)`,
+        fmtInt(mode.acksPerSec),
+        fmtRatio(j.ratioToBaseline[mode.mode] ?? NaN),
+        mode.mode === 'batch' ? `${mark('fsync batch ÷ memory-only')} (${fmtRatio(j.batchRatio)})` : '',
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  const line = (row: string[]): string => row.map((cell, c) => (c === 2 || c === 3 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd();
+  const out = [
+    `taskwire bench: node ${r.machine.node}, ${r.machine.cpus} × ${r.machine.cpuModel}, ${fmtBytes(r.machine.memoryBytes)} RAM, ${(r.durationMs / 1000).toFixed(1)} s`,
+    line(rows[0]!),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.slice(1).map(line),
+    ...r.notes.map((n) => `note: ${n}`),
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return 2;
+  }
+  installCleanup();
+  Client = await loadClient(opts.runtime);
+  if (opts.runtime === 'dist' && newestMtime(join(ROOT, 'src')) > statSync(join(ROOT, 'dist/server.js')).mtimeMs) {
+    log('warning: src/ is newer than dist/: run `npm run build` first, or this measures old code');
+  }
+  const started = process.hrtime.bigint();
+  const notes: string[] = [];
+  const load = loadavg()[0] ?? 0;
+  const busy = await cpuBusyShare(500);
+  if (busy > 0.1) notes.push(`the CPUs were ${Math.round(busy * 100)}% busy with other work just before the run: the figures are skewed`);
+  const run = (p: Phase): boolean => !opts.skip.has(p);
+  const haveWorker = workerAvailable(opts);
+  if (!haveWorker && (run('throughput') || run('latency'))) notes.push(`${opts.workerScript} does not exist (yet): throughput and latency skipped`);
+  if (opts.workerScript !== 'src/worker.ts') notes.push(`workers: ${opts.workerScript}, not the real worker`);
+
+  const baseline = run('baseline') ? await runBaseline(opts) : null;
+  const throughput = run('throughput') && haveWorker ? await runThroughput(opts) : null;
+  const latency = run('latency') && haveWorker ? await runLatency(opts) : null;
+  const memory = run('memory') ? await runMemory(opts) : null;
+  const journal = run('journal') ? await runJournal(opts) : null;
+
+  const base = baseline?.msgsPerSec ?? NaN;
+  const cpu = cpus();
+  const report: Report = {
+    machine: {
+      cpus: cpu.length,
+      cpuModel: cpu[0]?.model ?? '?',
+      memoryBytes: totalmem(),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      loadAvg1m: round(load, 3),
+      busyAtStart: round(busy, 3),
+    },
+    options: { ...opts, skip: [...opts.skip] },
+    durationMs: Math.round(secondsSince(started) * 1000),
+    baseline,
+    throughput: throughput && { ...throughput, ratioToBaseline: round(throughput.jobsPerSec / base, 3) },
+    latency: latency && {
+      ...latency,
+      p50RatioToBaseline: round(latency.us.p50 / (baseline?.rttUs.p50 ?? NaN), 3),
+      p99RatioToBaseline: round(latency.us.p99 / (baseline?.rttUs.p99 ?? NaN), 3),
+    },
+    memory,
+    journal: journal && {
+      ...journal,
+      ratioToBaseline: Object.fromEntries(journal.modes.map((m) => [m.mode, round(m.acksPerSec / base, 3)])),
+    },
+    targets: [],
+    notes,
+  };
+  report.targets = targetsOf(report);
+  if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else printTable(report);
+
+  // Wrong answers are a failure of the run; a slow one is not.
+  let code = 0;
+  if (throughput && throughput.verified !== throughput.n) code = 1;
+  if (latency && latency.verified !== latency.n) code = 1;
+  if (memory && memory.queuedReported !== memory.jobs) {
+    log(`memory: the scheduler reports ${memory.queuedReported} queued, expected ${memory.jobs}`);
+    code = 1;
+  }
+  return code;
+}
+
+main().then(
+  (code) => {
+    killAll();
+    process.exit(code);
+  },
+  (err: unknown) => {
+    killAll();
+    process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

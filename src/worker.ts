@@ -1,0 +1,936 @@
+#!/usr/bin/env node
+/**
+ * The taskwire worker: connects to a scheduler, runs the jobs it is
+ * assigned with the handlers of a {@link HandlerRegistry}, answers every
+ * attempt exactly once, and reconnects with backoff when the link drops.
+ * Executed directly, this file runs the `taskwire-worker` CLI.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { backoffDelay } from './lib/backoff.js';
+import { DEFAULT_SERVER, isMain, parseAddress, parseUint, UsageError } from './lib/cli.js';
+import { Connection } from './lib/connection.js';
+import { errnoCode, PermanentError, TaskwireError } from './lib/errors.js';
+import {
+  BUILTIN_KINDS,
+  createBuiltinRegistry,
+  emulate,
+  encodeResult,
+  HandlerRegistry,
+  type Handler,
+  type JobContext,
+} from './lib/jobs.js';
+import {
+  assertNever,
+  DEFAULT_MAX_PAYLOAD,
+  PROTOCOL_VERSION,
+  U32_MAX,
+  type AbandonMessage,
+  type AssignMessage,
+  type Message,
+  type WelcomeMessage,
+} from './lib/protocol.js';
+
+export type { Handler, JobContext } from './lib/jobs.js';
+
+/** Log verbosity: `info` = connections and drains, `debug` also every failed job. */
+export type WorkerLogLevel = 'silent' | 'error' | 'info' | 'debug';
+const LEVELS: Record<WorkerLogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
+
+/** Options of a {@link Worker}. */
+export interface WorkerOptions {
+  /** Scheduler address: `"HOST:PORT"` (or `"[v6]:PORT"`) or its parts. */
+  server: string | { host: string; port: number };
+  /** Shown in the scheduler's `workers` list. Default `${hostname}-${pid}`. */
+  name?: string;
+  /**
+   * Kinds to advertise. Default: every kind registered when a connection is
+   * made (the built-ins plus those added with {@link Worker.handle}). Each
+   * must have a handler, else start() rejects with `INVALID_ARGUMENT`.
+   */
+  capabilities?: string[];
+  /** Most jobs run at once (the scheduler never assigns more). Default 4. */
+  concurrency?: number;
+  /** Shared secret, when the scheduler requires one. */
+  token?: string;
+  /** First reconnect delay ceiling; doubles per failed attempt, with jitter. Default 100 ms. */
+  reconnectBaseMs?: number;
+  /** Largest reconnect delay. Default 5000 ms. */
+  reconnectMaxMs?: number;
+  /** Time allowed for TCP connect plus handshake before the attempt counts as failed. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** How long {@link Worker.drain} lets running jobs finish by default. Default 30000 ms. */
+  drainGraceMs?: number;
+  /** Emulation: every job takes this long before its handler runs. Default 0. */
+  processingMs?: number;
+  /** Emulation: probability in [0, 1] that an attempt fails retryably ("simulated failure"). Default 0. */
+  failRate?: number;
+  /** Randomness in [0, 1) for reconnect jitter and `failRate`; injectable for tests. */
+  random?: () => number;
+  /** Where log lines go. Default: nowhere (watch the events instead). */
+  log?: (line: string) => void;
+  /** Default `info`. */
+  logLevel?: WorkerLogLevel;
+}
+
+/** Payload of the `ready` event. */
+export interface ReadyInfo {
+  /** The scheduler's id for this connection (its logs and `workers` output). */
+  sessionId: string;
+  serverVersion: string;
+  heartbeatMs: number;
+  /** Kinds advertised on this connection. */
+  capabilities: string[];
+}
+
+/** Payload of the `reconnecting` event. */
+export interface ReconnectInfo {
+  /** Consecutive failed connections so far (1 = the first retry); reset by a WELCOME. */
+  attempt: number;
+  delayMs: number;
+  /** Why the last connection ended or failed, if known. */
+  error: Error | undefined;
+}
+
+/** Events of a {@link Worker}. No `error` event: link failures are reported by these and retried. */
+export interface WorkerEvents {
+  /** The scheduler accepted us (WELCOME); jobs may arrive now. */
+  ready: [info: ReadyInfo];
+  /** A connection that had been ready closed; running jobs were aborted. */
+  disconnected: [err: Error | undefined];
+  /** A new connection attempt is scheduled. */
+  reconnecting: [info: ReconnectInfo];
+  /** The worker has stopped for good (after drain() or destroy()). */
+  close: [];
+}
+
+/** Request id of the STATUS that tells a draining worker the scheduler has seen its GOODBYE. */
+const DRAIN_BARRIER_ID = 1;
+/** Bytes of a RESULT payload before the result itself: u64 job id + u32 attempt. */
+const RESULT_OVERHEAD = 12;
+/** Longest failure or progress message sent, in characters. */
+const MAX_MESSAGE_CHARS = 4096;
+
+type State = 'idle' | 'running' | 'draining' | 'stopped';
+
+/** One connection attempt and what runs on it. */
+class Session {
+  /** Valid once TCP has connected. */
+  conn: Connection | undefined = undefined;
+  /** Valid once the scheduler has accepted us. */
+  welcome: WelcomeMessage | undefined = undefined;
+  /**
+   * Jobs whose handler returned a promise that has not settled, by job id.
+   * Attempts of one job (a re-assignment after an ABANDON whose handler is
+   * still running) are chained through `Job.next`. Synchronous handlers
+   * never get here: they are answered in the turn they ran.
+   */
+  readonly jobs = new Map<number, Job>();
+  /** Jobs in `jobs`: this connection's load, reported in heartbeats. */
+  running = 0;
+  /** False once answers can no longer be delivered (link lost, scheduler said goodbye). */
+  open = true;
+  /** Why the connection ended: a connection-level ERROR, the scheduler's GOODBYE, or a socket error. */
+  error: Error | undefined = undefined;
+  /** Largest result the scheduler accepts (from WELCOME). */
+  maxResultBytes = DEFAULT_MAX_PAYLOAD - RESULT_OVERHEAD;
+  /** Draining: the scheduler has answered the request sent after our GOODBYE, so no ASSIGN is in flight. */
+  barrierPassed = false;
+  ending = false;
+  /** Connect + handshake deadline; cleared by WELCOME or close. */
+  timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly socket: Socket,
+    /** Handler of each advertised kind (emulation applied). */
+    readonly handlers: ReadonlyMap<string, Handler>,
+    readonly capabilities: string[],
+  ) {}
+}
+
+/**
+ * One attempt of a job: the handler's {@link JobContext}. Kept small: the
+ * AbortController is made only if the handler reads `signal`.
+ */
+class Job implements JobContext {
+  #controller: AbortController | undefined = undefined;
+  /** Set once the attempt has been told to stop (ABANDON, link loss, shutdown). */
+  abortReason: string | undefined = undefined;
+  /** An answer was sent, or will never be (the link is gone). */
+  answered = false;
+  /** In `session.jobs`. */
+  tracked = false;
+  /** Another attempt of the same job in `session.jobs`. */
+  next: Job | undefined = undefined;
+  #lastPct = -1;
+  #lastMessage = '';
+
+  constructor(
+    readonly session: Session,
+    readonly jobId: number,
+    readonly attempt: number,
+    readonly kind: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    let c = this.#controller;
+    if (c === undefined) {
+      c = this.#controller = new AbortController();
+      if (this.abortReason !== undefined) c.abort(this.#reasonError());
+    }
+    return c.signal;
+  }
+
+  /** Aborts the signal (once). */
+  abort(reason: string): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.#controller?.abort(this.#reasonError());
+  }
+
+  #reasonError(): DOMException {
+    return new DOMException(`job ${this.jobId} attempt ${this.attempt} abandoned: ${this.abortReason}`, 'AbortError');
+  }
+
+  progress(pct: number, message = ''): void {
+    const s = this.session;
+    if (this.answered || this.abortReason !== undefined || !s.open || s.conn === undefined) return;
+    const p = Number.isFinite(pct) ? Math.min(100, Math.max(0, Math.round(pct))) : 0;
+    const text = typeof message === 'string' ? message.slice(0, MAX_MESSAGE_CHARS) : String(message);
+    if (p === this.#lastPct && text === this.#lastMessage) return; // nothing new to tell
+    this.#lastPct = p;
+    this.#lastMessage = text;
+    s.conn.send({ type: 'PROGRESS', jobId: this.jobId, attempt: this.attempt, pct: p, message: text });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message || err.name : String(err);
+  return text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}...` : text;
+}
+
+function describe(err: Error | undefined): string {
+  if (err === undefined) return 'connection closed';
+  if (err instanceof TaskwireError) return `${err.message} (${err.code})`;
+  return errnoCode(err) ?? err.message;
+}
+
+/**
+ * A taskwire worker, embeddable. Runs the built-in kinds plus any added with
+ * {@link handle}; at most `concurrency` jobs at once. Every ASSIGN gets
+ * exactly one answer (RESULT or FAIL). When the link drops, running handlers
+ * are aborted (the scheduler re-queues their jobs) and the worker reconnects
+ * with exponential backoff and jitter until {@link drain} or {@link destroy}.
+ *
+ * Never emits `error`: link failures surface as `disconnected` and
+ * `reconnecting` events (and log lines), and are retried. A scheduler that
+ * refuses the HELLO (`AUTH_FAILED`, `BAD_VERSION`) is retried too, with
+ * backoff: the operator may fix the scheduler.
+ *
+ * @example
+ * const worker = new Worker({ server: '127.0.0.1:9001', concurrency: 8 });
+ * worker.handle('resize', async (args, ctx) => {
+ *   ctx.progress(50, 'decoded');
+ *   return await resize(args, { signal: ctx.signal });
+ * });
+ * worker.on('ready', ({ sessionId }) => console.log('connected as', sessionId));
+ * await worker.start();
+ * process.on('SIGTERM', () => void worker.drain());
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  /** Name advertised to the scheduler. */
+  readonly name: string;
+  /** Scheduler address, `host:port`. */
+  readonly address: string;
+  readonly concurrency: number;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #registry: HandlerRegistry = createBuiltinRegistry();
+  readonly #capabilities: readonly string[] | undefined;
+  readonly #token: string | undefined;
+  readonly #reconnectBaseMs: number;
+  readonly #reconnectMaxMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #drainGraceMs: number;
+  readonly #processingMs: number;
+  readonly #failRate: number;
+  readonly #random: () => number;
+  readonly #log: ((line: string) => void) | undefined;
+  readonly #logLevel: number;
+  #state: State = 'idle';
+  /** The current connection attempt, if any. */
+  #session: Session | undefined;
+  /** Consecutive failed connections; reset by WELCOME. */
+  #attempts = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #started: Promise<void> | undefined;
+  #resolveStarted: (() => void) | undefined;
+  #stopped: Promise<void> | undefined;
+  #resolveStopped: (() => void) | undefined;
+
+  /** Throws `INVALID_ARGUMENT` for a bad address or option. */
+  constructor(opts: WorkerOptions) {
+    super();
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = typeof opts.server === 'string' ? parseAddress(opts.server) : opts.server);
+    } catch (err) {
+      throw new TaskwireError('INVALID_ARGUMENT', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TaskwireError('INVALID_ARGUMENT', `bad port ${port}`);
+    this.#host = host;
+    this.#port = port;
+    this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.name = opts.name ?? `${hostname()}-${process.pid}`;
+    this.concurrency = opts.concurrency ?? 4;
+    checkInt('concurrency', this.concurrency, 1, U32_MAX);
+    this.#capabilities = opts.capabilities === undefined ? undefined : [...opts.capabilities];
+    this.#token = opts.token;
+    this.#reconnectBaseMs = opts.reconnectBaseMs ?? 100;
+    this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5_000;
+    this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+    this.#drainGraceMs = opts.drainGraceMs ?? 30_000;
+    this.#processingMs = opts.processingMs ?? 0;
+    checkInt('reconnectBaseMs', this.#reconnectBaseMs, 1);
+    checkInt('reconnectMaxMs', this.#reconnectMaxMs, 1);
+    checkInt('connectTimeoutMs', this.#connectTimeoutMs, 1);
+    checkInt('drainGraceMs', this.#drainGraceMs, 0);
+    checkInt('processingMs', this.#processingMs, 0);
+    this.#failRate = opts.failRate ?? 0;
+    if (!(this.#failRate >= 0 && this.#failRate <= 1)) {
+      throw new TaskwireError('INVALID_ARGUMENT', `failRate must be from 0 to 1, got ${this.#failRate}`);
+    }
+    this.#random = opts.random ?? Math.random;
+    this.#log = opts.log;
+    this.#logLevel = opts.log === undefined ? 0 : LEVELS[opts.logLevel ?? 'info'];
+  }
+
+  /**
+   * Adds (or replaces) the handler of `kind`. A kind added after a
+   * connection is made is advertised from the next connection on.
+   * Throws `INVALID_ARGUMENT` for an empty or over-long kind.
+   */
+  handle(kind: string, handler: Handler): this {
+    this.#registry.register(kind, handler);
+    return this;
+  }
+
+  /** True while a connection is open and accepted by the scheduler. */
+  get connected(): boolean {
+    return this.#session?.welcome !== undefined && this.#session.open;
+  }
+
+  /** Jobs whose handler is still running on the current connection (synchronous handlers never count). */
+  get running(): number {
+    return this.#session?.running ?? 0;
+  }
+
+  /**
+   * Connects, and keeps reconnecting until {@link drain} or {@link destroy}.
+   * Resolves at the first `ready` (WELCOME), or when the worker is stopped
+   * before that; never rejects for link failures (they are retried).
+   * Rejects with `INVALID_ARGUMENT` when a configured capability has no
+   * handler. Idempotent.
+   */
+  start(): Promise<void> {
+    if (this.#started !== undefined) return this.#started;
+    if (this.#state !== 'idle') return (this.#started = Promise.resolve());
+    try {
+      this.#handlersNow();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#state = 'running';
+    this.#started = new Promise((resolve) => {
+      this.#resolveStarted = resolve;
+    });
+    this.#connect();
+    return this.#started;
+  }
+
+  /**
+   * Graceful stop: sends GOODBYE (the scheduler assigns nothing more), lets
+   * running jobs finish and answers them, then ends the connection. After
+   * `graceMs` (default `drainGraceMs`), handlers still running are aborted
+   * and failed retryably ("abandoned: worker shutting down"). No reconnect
+   * afterwards. Resolves once the connection has closed. Idempotent.
+   */
+  drain(graceMs: number = this.#drainGraceMs): Promise<void> {
+    if (this.#stopped !== undefined) return this.#stopped;
+    this.#stopped = new Promise((resolve) => {
+      this.#resolveStopped = resolve;
+    });
+    this.#state = 'draining';
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    const s = this.#session;
+    if (s === undefined) {
+      this.#finish();
+    } else if (s.welcome === undefined || s.conn === undefined || !s.open) {
+      // Nothing runs before WELCOME; a link that is already going away finishes by itself.
+      if (s.welcome === undefined) s.socket.destroy();
+    } else {
+      this.#logAt('info', `draining: ${s.running} job(s) running, grace ${graceMs} ms`);
+      s.conn.send({ type: 'GOODBYE', reason: 'worker draining' });
+      // Its answer comes after every ASSIGN the scheduler sent before it saw the GOODBYE.
+      s.conn.send({ type: 'STATUS', requestId: DRAIN_BARRIER_ID, jobId: 0 });
+      this.#graceTimer = setTimeout(() => this.#graceExpired(s), graceMs);
+    }
+    return this.#stopped;
+  }
+
+  /**
+   * Hard stop: aborts running handlers (the scheduler re-queues their jobs),
+   * closes the connection without answering, never reconnects. Resolves once
+   * the socket has closed. Idempotent; also cuts a drain short.
+   */
+  destroy(): Promise<void> {
+    this.#stopped ??= new Promise((resolve) => {
+      this.#resolveStopped = resolve;
+    });
+    if (this.#state === 'stopped') return this.#stopped;
+    this.#state = 'stopped';
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    const s = this.#session;
+    if (s === undefined) {
+      this.#finish();
+    } else {
+      this.#abortAll(s, 'worker destroyed');
+      if (s.conn !== undefined) s.conn.destroy();
+      else s.socket.destroy();
+    }
+    return this.#stopped;
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection lifecycle
+
+  /** Handlers of the kinds to advertise now. Throws INVALID_ARGUMENT. */
+  #handlersNow(): Map<string, Handler> {
+    const kinds = this.#capabilities ?? this.#registry.kinds();
+    if (kinds.length === 0) throw new TaskwireError('INVALID_ARGUMENT', 'a worker needs at least one capability');
+    const emulation = { processingMs: this.#processingMs, failRate: this.#failRate, random: this.#random };
+    const handlers = new Map<string, Handler>();
+    for (const kind of kinds) {
+      const handler = this.#registry.get(kind);
+      if (handler === undefined) throw new TaskwireError('INVALID_ARGUMENT', `capability "${kind}" has no handler`);
+      handlers.set(kind, emulate(handler, emulation));
+    }
+    return handlers;
+  }
+
+  #connect(): void {
+    const handlers = this.#handlersNow();
+    const socket = netConnect({ host: this.#host, port: this.#port });
+    const s = new Session(socket, handlers, [...handlers.keys()]);
+    this.#session = s;
+    const timeoutMs = this.#connectTimeoutMs;
+    s.timer = setTimeout(() => {
+      const err = new TaskwireError('TIMEOUT', `no WELCOME from ${this.address} within ${timeoutMs} ms`);
+      s.error ??= err;
+      if (s.conn !== undefined) s.conn.destroy(err);
+      else socket.destroy(err);
+    }, timeoutMs);
+    const onEarlyError = (err: Error): void => {
+      s.error ??= err;
+    };
+    const onEarlyClose = (): void => this.#onClose(s, undefined);
+    socket.on('error', onEarlyError);
+    socket.once('close', onEarlyClose);
+    socket.once('connect', () => {
+      socket.off('error', onEarlyError);
+      socket.off('close', onEarlyClose);
+      const conn = new Connection(socket, {
+        onMessage: (msg) => this.#onMessage(s, msg),
+        onClose: (err) => this.#onClose(s, err),
+      });
+      s.conn = conn;
+      const hello: Message = {
+        type: 'HELLO',
+        version: PROTOCOL_VERSION,
+        role: 'worker',
+        name: this.name,
+        capabilities: s.capabilities,
+        concurrency: this.concurrency,
+      };
+      if (this.#token !== undefined) hello.token = this.#token;
+      conn.send(hello);
+    });
+  }
+
+  #onWelcome(s: Session, msg: WelcomeMessage): void {
+    const conn = s.conn!;
+    if (s.welcome !== undefined) {
+      conn.fail('BAD_HANDSHAKE', 'WELCOME after the handshake');
+      return;
+    }
+    clearTimeout(s.timer);
+    s.timer = undefined;
+    s.welcome = msg;
+    if (msg.maxPayloadBytes > 0) s.maxResultBytes = msg.maxPayloadBytes - RESULT_OVERHEAD;
+    conn.startHeartbeat(msg.heartbeatMs, () => s.running);
+    this.#attempts = 0; // DESIGN: reset on WELCOME, not on TCP connect
+    this.#logAt('info', `connected to ${this.address} as ${msg.sessionId}: ${s.capabilities.join(',')} concurrency ${this.concurrency}`);
+    const resolve = this.#resolveStarted;
+    this.#resolveStarted = undefined;
+    resolve?.();
+    this.emit('ready', {
+      sessionId: msg.sessionId,
+      serverVersion: msg.serverVersion,
+      heartbeatMs: msg.heartbeatMs,
+      capabilities: s.capabilities,
+    });
+  }
+
+  #onClose(s: Session, err: Error | undefined): void {
+    clearTimeout(s.timer);
+    s.timer = undefined;
+    if (this.#session === s) this.#session = undefined;
+    const wasReady = s.welcome !== undefined;
+    const reason = s.error ?? err;
+    if (wasReady && s.running > 0) this.#logAt('info', `aborting ${s.running} running job(s): link to the scheduler lost`);
+    this.#abortAll(s, 'lost');
+    if (wasReady) {
+      if (this.#state === 'running') this.#logAt('error', `disconnected from ${this.address}: ${describe(reason)}`);
+      this.emit('disconnected', reason);
+    }
+    if (this.#state !== 'running') {
+      this.#finish();
+      return;
+    }
+    const attempt = ++this.#attempts;
+    const delayMs = backoffDelay(attempt - 1, { baseMs: this.#reconnectBaseMs, maxMs: this.#reconnectMaxMs, random: this.#random });
+    this.#logAt('info', `reconnecting to ${this.address} in ${delayMs} ms (attempt ${attempt})${wasReady ? '' : `: ${describe(reason)}`}`);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#state === 'running') this.#connect();
+    }, delayMs);
+    this.emit('reconnecting', { attempt, delayMs, error: reason });
+  }
+
+  /** The worker has stopped for good. */
+  #finish(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#state = 'stopped';
+    const started = this.#resolveStarted;
+    this.#resolveStarted = undefined;
+    started?.();
+    const stopped = this.#resolveStopped;
+    if (stopped === undefined) return;
+    this.#resolveStopped = undefined;
+    stopped();
+    this.emit('close');
+  }
+
+  /** Aborts every running handler of `s`; their outcomes will not be sent. */
+  #abortAll(s: Session, reason: string): void {
+    s.open = false;
+    if (s.running === 0) return;
+    const jobs = [...s.jobs.values()];
+    s.jobs.clear();
+    s.running = 0;
+    for (const head of jobs) {
+      for (let j: Job | undefined = head; j !== undefined; j = j.next) {
+        j.tracked = false;
+        j.answered = true;
+        j.abort(reason);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Inbound
+
+  #onMessage(s: Session, msg: Message): void {
+    switch (msg.type) {
+      case 'ASSIGN':
+        this.#onAssign(s, msg);
+        return;
+      case 'ABANDON':
+        this.#onAbandon(s, msg);
+        return;
+      case 'HEARTBEAT':
+        return; // any inbound frame already counts as a sign of life
+      case 'WELCOME':
+        this.#onWelcome(s, msg);
+        return;
+      case 'GOODBYE':
+        // The scheduler is shutting down and closes the link; what runs can no longer be delivered.
+        s.error ??= new TaskwireError('SHUTTING_DOWN', `scheduler said goodbye: ${msg.reason}`);
+        this.#abortAll(s, 'scheduler shutting down');
+        return;
+      case 'ERROR':
+        if (msg.requestId === 0) {
+          // Connection-level: the scheduler closes the link after it (e.g. AUTH_FAILED on HELLO).
+          s.error ??= new TaskwireError(msg.code, msg.message);
+          this.#logAt('error', `scheduler ${this.address} refused the connection: ${msg.message} (${msg.code})`);
+        } else if (msg.requestId === DRAIN_BARRIER_ID) {
+          this.#onBarrier(s);
+        }
+        return;
+      case 'REPLY':
+        if (msg.requestId === DRAIN_BARRIER_ID) this.#onBarrier(s);
+        return;
+      case 'HELLO':
+      case 'SUBMIT':
+      case 'ACK':
+      case 'EVENT':
+      case 'WATCH':
+      case 'RESULT':
+      case 'FAIL':
+      case 'PROGRESS':
+      case 'STATUS':
+      case 'CANCEL':
+      case 'LIST':
+      case 'WORKERS':
+      case 'STATS':
+      case 'COMPACT':
+        s.conn!.fail('BAD_HANDSHAKE', `a worker does not accept ${msg.type}`);
+        return;
+      default:
+        assertNever(msg);
+    }
+  }
+
+  /**
+   * The hot path. A handler that returns a plain value is answered in this
+   * same turn: no promise, no AbortController, no map entry, no timer.
+   */
+  #onAssign(s: Session, msg: AssignMessage): void {
+    const handler = s.handlers.get(msg.kind);
+    if (handler === undefined) {
+      // The scheduler routes only advertised kinds; answer anyway, so the slot is freed.
+      s.conn!.send({ type: 'FAIL', jobId: msg.jobId, attempt: msg.attempt, permanent: true, message: `no handler for kind "${msg.kind}"` });
+      return;
+    }
+    const job = new Job(s, msg.jobId, msg.attempt, msg.kind);
+    let value: unknown;
+    try {
+      value = handler(msg.args, job);
+    } catch (err) {
+      this.#failed(job, err);
+      return;
+    }
+    if (!isThenable(value)) {
+      this.#succeeded(job, value);
+      return;
+    }
+    this.#track(job);
+    Promise.resolve(value).then(
+      (v) => this.#succeeded(job, v),
+      (err: unknown) => this.#failed(job, err),
+    );
+  }
+
+  #onAbandon(s: Session, msg: AbandonMessage): void {
+    // Not found: already answered (a synchronous handler, or the answer crossed the ABANDON).
+    for (let j = s.jobs.get(msg.jobId); j !== undefined; j = j.next) {
+      if (j.attempt === msg.attempt) {
+        this.#logAt('debug', `job ${msg.jobId} attempt ${msg.attempt} abandoned: ${msg.reason}`);
+        j.abort(msg.reason);
+        return;
+      }
+    }
+  }
+
+  #onBarrier(s: Session): void {
+    s.barrierPassed = true;
+    this.#maybeEndDrain(s);
+  }
+
+  // -------------------------------------------------------------------------
+  // Answers
+
+  #succeeded(job: Job, value: unknown): void {
+    if (job.tracked) this.#untrack(job);
+    if (job.answered) return;
+    job.answered = true;
+    const s = job.session;
+    if (s.open) {
+      if (job.abortReason !== undefined) {
+        this.#sendFail(job, false, `abandoned: ${job.abortReason}`);
+      } else {
+        let result: Buffer | undefined;
+        try {
+          result = encodeResult(value);
+        } catch (err) {
+          this.#sendFail(job, true, errorMessage(err));
+        }
+        if (result !== undefined) {
+          if (result.length > s.maxResultBytes) {
+            this.#sendFail(job, true, `result of ${result.length} bytes exceeds the scheduler's maximum payload`);
+          } else {
+            s.conn!.send({ type: 'RESULT', jobId: job.jobId, attempt: job.attempt, result });
+          }
+        }
+      }
+    }
+    if (this.#state === 'draining') this.#maybeEndDrain(s);
+  }
+
+  #failed(job: Job, err: unknown): void {
+    if (job.tracked) this.#untrack(job);
+    if (job.answered) return;
+    job.answered = true;
+    const s = job.session;
+    if (s.open) {
+      if (job.abortReason !== undefined) {
+        this.#sendFail(job, false, `abandoned: ${job.abortReason}`);
+      } else {
+        this.#sendFail(job, err instanceof PermanentError, errorMessage(err));
+      }
+    }
+    if (this.#state === 'draining') this.#maybeEndDrain(s);
+  }
+
+  #sendFail(job: Job, permanent: boolean, message: string): void {
+    if (this.#logLevel >= LEVELS.debug) {
+      this.#logAt('debug', `job ${job.jobId} (${job.kind}) attempt ${job.attempt} failed${permanent ? ' permanently' : ''}: ${message}`);
+    }
+    job.session.conn!.send({ type: 'FAIL', jobId: job.jobId, attempt: job.attempt, permanent, message });
+  }
+
+  #track(job: Job): void {
+    const s = job.session;
+    job.tracked = true;
+    s.running++;
+    const head = s.jobs.get(job.jobId);
+    if (head !== undefined) job.next = head;
+    s.jobs.set(job.jobId, job);
+  }
+
+  #untrack(job: Job): void {
+    const s = job.session;
+    job.tracked = false;
+    s.running--;
+    const head = s.jobs.get(job.jobId);
+    if (head === job) {
+      if (job.next === undefined) s.jobs.delete(job.jobId);
+      else s.jobs.set(job.jobId, job.next);
+    } else {
+      for (let j = head; j !== undefined; j = j.next) {
+        if (j.next === job) {
+          j.next = job.next;
+          break;
+        }
+      }
+    }
+    job.next = undefined;
+  }
+
+  // -------------------------------------------------------------------------
+  // Draining
+
+  #maybeEndDrain(s: Session): void {
+    if (this.#state !== 'draining' || this.#session !== s || s.ending) return;
+    if (!s.barrierPassed || s.running > 0) return;
+    s.ending = true;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#logAt('info', 'drained: every job answered, closing');
+    s.conn!.end();
+  }
+
+  #graceExpired(s: Session): void {
+    this.#graceTimer = undefined;
+    if (this.#state !== 'draining' || this.#session !== s || s.ending) return;
+    if (s.running > 0) {
+      this.#logAt('info', `drain grace over: abandoning ${s.running} job(s)`);
+      const jobs = [...s.jobs.values()];
+      s.jobs.clear();
+      s.running = 0;
+      for (const head of jobs) {
+        for (let j: Job | undefined = head; j !== undefined; j = j.next) {
+          j.tracked = false;
+          j.answered = true;
+          j.abort('worker shutting down');
+          if (s.open) this.#sendFail(j, false, 'abandoned: worker shutting down');
+        }
+      }
+    }
+    s.ending = true;
+    s.conn!.end();
+  }
+
+  #logAt(level: Exclude<WorkerLogLevel, 'silent'>, line: string): void {
+    if (LEVELS[level] > this.#logLevel || this.#log === undefined) return;
+    this.#log(`${new Date().toISOString()} ${level.padEnd(5)} worker ${this.name}: ${line}`);
+  }
+}
+
+function checkInt(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new TaskwireError('INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// CLI
+
+const USAGE = `Usage: taskwire-worker [options]
+
+Runs a taskwire worker: connects to the scheduler and runs the jobs it assigns.
+
+Options:
+  -s, --server HOST:PORT        scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})
+  -w, --name NAME               worker name (default HOSTNAME-PID)
+  -c, --capabilities KIND...    kinds to run, comma or space separated
+                                (default: all of ${BUILTIN_KINDS.join(', ')})
+  -n, --concurrency N           jobs at once (default 4)
+  --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
+  --processing-ms MS            emulate work: every job takes MS ms (default 0)
+  --fail-rate P                 emulate faults: fail attempts retryably with probability P (0-1)
+  --reconnect-base-ms MS        first reconnect delay, doubling with jitter (default 100)
+  --reconnect-max-ms MS         largest reconnect delay (default 5000)
+  --connect-timeout-ms MS       time for connect plus handshake (default 5000)
+  --drain-grace-ms MS           on SIGTERM, let running jobs finish for MS ms (default 30000)
+  --log-level LEVEL             silent | error | info | debug (default info), to stderr
+  -h, --help                    show this help
+
+Prints "taskwire worker NAME connected to HOST:PORT" once connected.
+SIGTERM or SIGINT drains (finish running jobs, then exit 0); a second one exits at once.
+`;
+
+/** `-c add divide` → `-c add,divide`: the values after a list flag, up to the next option. */
+function joinListValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    out.push(arg);
+    if (arg === '-c' || arg === '--capabilities') {
+      const values: string[] = [];
+      while (i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) values.push(argv[++i]!);
+      if (values.length > 0) out.push(values.join(','));
+    }
+  }
+  return out;
+}
+
+/** Parsed command line: worker options, or `help`. */
+type Cli = { help: true } | { help: false; options: WorkerOptions };
+
+/** Parses the `taskwire-worker` command line. Throws {@link UsageError}. */
+export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Cli {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: joinListValues(argv),
+      allowPositionals: false,
+      options: {
+        server: { type: 'string', short: 's' },
+        name: { type: 'string', short: 'w' },
+        capabilities: { type: 'string', short: 'c' },
+        concurrency: { type: 'string', short: 'n' },
+        token: { type: 'string' },
+        'processing-ms': { type: 'string' },
+        'fail-rate': { type: 'string' },
+        'reconnect-base-ms': { type: 'string' },
+        'reconnect-max-ms': { type: 'string' },
+        'connect-timeout-ms': { type: 'string' },
+        'drain-grace-ms': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    // node:util parseArgs throws TypeError (ERR_PARSE_ARGS_*) for unknown options and missing values.
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values;
+  if (v.help === true) return { help: true };
+  const server = parseAddress(v.server ?? (env['TASKWIRE_SERVER'] || DEFAULT_SERVER));
+  if (server.port === 0) throw new UsageError('--server needs a port from 1 to 65535');
+  const options: WorkerOptions = {
+    server,
+    concurrency: parseUint('concurrency', v.concurrency, 4, U32_MAX),
+    processingMs: parseUint('processing-ms', v['processing-ms'], 0),
+    reconnectBaseMs: parseUint('reconnect-base-ms', v['reconnect-base-ms'], 100),
+    reconnectMaxMs: parseUint('reconnect-max-ms', v['reconnect-max-ms'], 5_000),
+    connectTimeoutMs: parseUint('connect-timeout-ms', v['connect-timeout-ms'], 5_000),
+    drainGraceMs: parseUint('drain-grace-ms', v['drain-grace-ms'], 30_000),
+  };
+  if (options.concurrency === 0) throw new UsageError('--concurrency must be at least 1');
+  if (options.reconnectBaseMs === 0 || options.reconnectMaxMs === 0 || options.connectTimeoutMs === 0) {
+    throw new UsageError('--reconnect-base-ms, --reconnect-max-ms and --connect-timeout-ms must be at least 1');
+  }
+  if (v.name !== undefined) {
+    if (v.name === '') throw new UsageError('--name must not be empty');
+    options.name = v.name;
+  }
+  if (v.capabilities !== undefined) {
+    const kinds = [...new Set(v.capabilities.split(',').map((k) => k.trim()).filter((k) => k !== ''))];
+    if (kinds.length === 0) throw new UsageError('--capabilities needs at least one kind');
+    const builtin: readonly string[] = BUILTIN_KINDS;
+    const unknown = kinds.filter((k) => !builtin.includes(k));
+    if (unknown.length > 0) {
+      throw new UsageError(`unknown capability "${unknown[0]}": this worker runs ${BUILTIN_KINDS.join(', ')}`);
+    }
+    options.capabilities = kinds;
+  }
+  if (v['fail-rate'] !== undefined) {
+    const text = v['fail-rate'];
+    const p = Number(text);
+    if (text.trim() === '' || !(p >= 0 && p <= 1)) throw new UsageError(`--fail-rate must be a number from 0 to 1, got "${text}"`);
+    options.failRate = p;
+  }
+  const token = v.token ?? (env['TASKWIRE_TOKEN'] || undefined);
+  if (token !== undefined) options.token = token;
+  const level = v['log-level'] ?? 'info';
+  if (!Object.hasOwn(LEVELS, level)) throw new UsageError(`--log-level must be silent, error, info or debug, got "${level}"`);
+  options.logLevel = level as WorkerLogLevel;
+  return { help: false, options };
+}
+
+/** Runs the `taskwire-worker` CLI on this process's argv. The only place that calls `process.exit`. */
+async function main(): Promise<void> {
+  let cli: Cli;
+  try {
+    cli = parseWorkerCli(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`taskwire-worker: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (cli.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const worker = new Worker({ ...cli.options, log: (line) => process.stderr.write(line + '\n') });
+  worker.once('ready', () => {
+    process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address}\n`);
+  });
+  let signals = 0;
+  const stop = (signal: string): void => {
+    if (++signals > 1) {
+      process.stderr.write(`taskwire-worker: ${signal} again, exiting now\n`);
+      void worker.destroy();
+      process.exit(1);
+    }
+    process.stderr.write(`taskwire-worker: ${signal}, draining (${worker.running} job(s) running)\n`);
+    void worker.drain().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await worker.start();
+}
+
+if (isMain(import.meta.url)) void main();
