@@ -7,6 +7,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { isMain, parseAddress } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
+import { encodeArgs } from './lib/jobs.js';
 import { ClosedError, errnoCode, JobCancelledError, JobFailedError, TaskwireError, toError } from './lib/errors.js';
 import { IdMap } from './lib/id-map.js';
 import {
@@ -256,19 +257,6 @@ class Batch<T> {
       this.#wake = resolve;
     });
   }
-}
-
-/**
- * Job arguments to bytes, by the endpoints' convention (contract "Args/results"):
- * Buffer as is, string as UTF-8, anything else as JSON.
- * (Local copy until src/lib/jobs.ts exports the shared one.)
- */
-function encodeArgs(value: unknown): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  const json = JSON.stringify(value);
-  if (json === undefined) throw new TaskwireError('INVALID_ARGUMENT', `job arguments of type ${typeof value} cannot be sent`);
-  return Buffer.from(json, 'utf8');
 }
 
 function isAsyncIterable<T>(x: Iterable<T> | AsyncIterable<T>): x is AsyncIterable<T> {
