@@ -6,6 +6,7 @@ import { Client, JobResult, nextRequestId, type ConnectOptions, type SubmitItem 
 import { ClosedError, JobCancelledError, JobFailedError, TaskwireError } from '../../src/lib/errors.js';
 import { DEFAULT_RETRIES, U32_MAX } from '../../src/lib/protocol.js';
 import { FakeScheduler, type FakeSchedulerOptions } from '../helpers/client-fake-scheduler.js';
+import { shuffled } from '../helpers/rng.js';
 import { startScheduler } from '../helpers/scheduler.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -28,22 +29,6 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-/** Deterministic shuffle (mulberry32). */
-function shuffled<T>(items: T[], seed: number): T[] {
-  let a = seed;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 /** A port nothing listens on: opened, then closed. */
 async function closedPort(): Promise<number> {

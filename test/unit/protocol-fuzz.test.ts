@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, ProtocolError } from '../../src/lib/errors.js';
+import { rng as seededRandom } from '../helpers/rng.js';
 import {
   Command,
   DEFAULT_MAX_PAYLOAD,
@@ -25,17 +26,6 @@ import {
 
 const SEED = Number(process.env['TASKWIRE_SEED'] ?? 0x7a5c3e11) >>> 0;
 
-/** mulberry32: a tiny, fast, well-mixed 32-bit PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MESSAGE_TYPES = Object.keys(Command) as MessageType[];
 const EVENTS: JobEvent[] = ['done', 'failed', 'progress', 'cancelled'];
@@ -47,7 +37,7 @@ const PIECES = ['a', 'Z', '0', ' ', '"', '\\', '\n', '\u0000', 'é', 'ジ', '€
 class Rng {
   readonly #next: () => number;
   constructor(seed: number) {
-    this.#next = mulberry32(seed);
+    this.#next = seededRandom(seed);
   }
   float(): number {
     return this.#next();

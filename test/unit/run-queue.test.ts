@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Heap } from '../../src/lib/queue.js';
 import { RunQueue } from '../../src/lib/run-queue.js';
+import { rng } from '../helpers/rng.js';
 
 interface Item {
   pri: number;
@@ -8,15 +9,6 @@ interface Item {
 }
 const less = (a: Item, b: Item): boolean => (a.pri !== b.pri ? a.pri > b.pri : a.id < b.id);
 
-/** Mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('RunQueue', () => {
   it('pops in the same order as a binary heap, for random pushes and pops', () => {

@@ -1,0 +1,25 @@
+/**
+ * mulberry32: a tiny seeded PRNG (uniform in [0, 1)), so a failing
+ * randomised test can be replayed from its seed. No dependency needed.
+ */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A copy of `items` in a seeded random order (Fisher–Yates). */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const random = rng(seed);
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
