@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeScheduler } from '../helpers/client-fake-scheduler.js';
+import { closedPort } from '../helpers/scheduler.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HELLO_SHA = 'dffd6021bb2bd5b0af676290809ec3a53191dd81c7f70a4b28688a362182986f';
@@ -38,16 +38,6 @@ async function taskwire(args: string[], opts: { input?: string; env?: NodeJS.Pro
   return { code, stdout, stderr };
 }
 
-/** A port nothing listens on: opened, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
 
 let fake: FakeScheduler;
 let server: string[];

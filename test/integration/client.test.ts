@@ -7,7 +7,7 @@ import { ClosedError, JobCancelledError, JobFailedError, TaskwireError } from '.
 import { DEFAULT_RETRIES, U32_MAX } from '../../src/lib/protocol.js';
 import { FakeScheduler, type FakeSchedulerOptions } from '../helpers/client-fake-scheduler.js';
 import { shuffled } from '../helpers/rng.js';
-import { startScheduler } from '../helpers/scheduler.js';
+import { closedPort, startScheduler } from '../helpers/scheduler.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -30,16 +30,6 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 
-/** A port nothing listens on: opened, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
 
 describe('Client.connect', () => {
   it('handshakes as a client and exposes the WELCOME', async () => {

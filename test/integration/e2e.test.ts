@@ -6,7 +6,7 @@ import { JobFailedError } from '../../src/lib/errors.js';
 import { PermanentError } from '../../src/lib/errors.js';
 import { Worker } from '../../src/worker.js';
 import { spawnScheduler, spawnTs, type Child } from '../helpers/process.js';
-import { startScheduler } from '../helpers/scheduler.js';
+import { connectClient, startScheduler } from '../helpers/scheduler.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -19,11 +19,6 @@ async function startWorker(address: string, opts: Partial<ConstructorParameters<
   return worker;
 }
 
-async function connect(address: string): Promise<Client> {
-  const client = await Client.connect(address);
-  onTestFinished(() => client.destroy());
-  return client;
-}
 
 /** Polls a condition the scheduler exposes (there is no event for it), with a deadline. */
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
@@ -42,7 +37,7 @@ describe('end to end, in process', () => {
   it('runs 1,000 sha256 jobs over 3 workers with correct hashes', async () => {
     const { address } = await startScheduler();
     for (const name of ['W1', 'W2', 'W3']) await startWorker(address, { name, capabilities: ['sha256'] });
-    const client = await connect(address);
+    const client = await connectClient(address);
     const inputs = Array.from({ length: 1000 }, (_, i) => `string number ${i} ✓`);
     const results = await client.submitMany(inputs.map((args) => ({ kind: 'sha256', args })));
     expect(results.map((r) => (r instanceof Error ? r : r.text()))).toEqual(inputs.map(sha256));
@@ -54,7 +49,7 @@ describe('end to end, in process', () => {
   it('runs the arithmetic kinds and fails division by zero permanently', async () => {
     const { address } = await startScheduler();
     await startWorker(address, { name: 'W', capabilities: ['add', 'subtract', 'multiply', 'divide'] });
-    const client = await connect(address);
+    const client = await connectClient(address);
     expect((await client.submit('add', [2, 3])).json()).toBe(5);
     expect((await client.submit('subtract', [2, 3])).json()).toBe(-1);
     expect((await client.submit('multiply', { a: 4, b: 2.5 })).json()).toBe(10);
@@ -68,7 +63,7 @@ describe('end to end, in process', () => {
     const { address } = await startScheduler();
     await startWorker(address, { name: 'W1', capabilities: ['sha256'] });
     await startWorker(address, { name: 'W2', capabilities: ['sha256', 'add'] });
-    const client = await connect(address);
+    const client = await connectClient(address);
     const results = await client.submitMany(Array.from({ length: 50 }, (_, i) => ({ kind: 'add', args: [i, 1] })));
     for (const r of results) {
       if (r instanceof Error) throw r;
@@ -91,7 +86,7 @@ describe('end to end, in process', () => {
     const ready = once(worker, 'ready', { signal: AbortSignal.timeout(5_000) });
     void worker.start();
     await ready;
-    const client = await connect(address);
+    const client = await connectClient(address);
     const r = await client.submit('flaky', '', { timeoutMs: 100, retries: 3 });
     expect(r.text()).toBe('third time lucky');
     expect(r.attempt).toBe(3);
@@ -111,7 +106,7 @@ describe('end to end, in process', () => {
     const ready = once(worker, 'ready', { signal: AbortSignal.timeout(5_000) });
     void worker.start();
     await ready;
-    const client = await connect(address);
+    const client = await connectClient(address);
     await expect(client.submit('bad', '')).rejects.toMatchObject({ permanent: true, attempts: 1 });
     await expect(client.submit('broken', '', { retries: 2 })).rejects.toMatchObject({ permanent: false, attempts: 3 });
   });
@@ -130,7 +125,7 @@ describe('end to end, in process', () => {
     const ready = once(worker, 'ready', { signal: AbortSignal.timeout(5_000) });
     void worker.start();
     await ready;
-    const client = await connect(address);
+    const client = await connectClient(address);
     const running = client.submit('block', '1');
     const queued = client.submit('block', '2');
     running.catch(() => undefined);
@@ -156,7 +151,7 @@ describe('end to end, in process', () => {
   it('holds a delayed job until its time', async () => {
     const { address } = await startScheduler();
     await startWorker(address, { name: 'W', capabilities: ['sha256'] });
-    const client = await connect(address);
+    const client = await connectClient(address);
     const started = Date.now();
     const r = await client.submit('sha256', 'later', { delayMs: 300 });
     const info = await client.status(r.id);
@@ -166,7 +161,7 @@ describe('end to end, in process', () => {
 
   it('returns the first job for a repeated idempotency key', async () => {
     const { address } = await startScheduler();
-    const client = await connect(address);
+    const client = await connectClient(address);
     const a = await client.enqueue('sha256', 'x', { key: 'order-42' });
     const b = await client.enqueue('sha256', 'y', { key: 'order-42' });
     expect(b).toEqual({ id: a.id, existing: true });
@@ -175,14 +170,14 @@ describe('end to end, in process', () => {
 
   it('answers BUSY past --max-queued', async () => {
     const { address } = await startScheduler({ maxQueued: 3 });
-    const client = await connect(address);
+    const client = await connectClient(address);
     for (let i = 0; i < 3; i++) await client.enqueue('sha256', String(i));
     await expect(client.enqueue('sha256', 'one too many')).rejects.toMatchObject({ code: 'BUSY' });
   });
 
   it('runs queued jobs paid before free, then shorter estimates first', async () => {
     const { address } = await startScheduler();
-    const client = await connect(address);
+    const client = await connectClient(address);
     const labels = ['free-10s', 'paid-5s', 'free-2s', 'paid-3s'];
     const ids: number[] = [];
     for (const label of labels) {
@@ -213,7 +208,7 @@ describe('end to end, in process', () => {
     const ready = once(worker, 'ready', { signal: AbortSignal.timeout(5_000) });
     void worker.start();
     await ready;
-    const client = await connect(address);
+    const client = await connectClient(address);
     const progress: [number, string][] = [];
     await client.submit('steps', '', { onProgress: (pct, message) => progress.push([pct, message]) });
     expect(progress).toEqual([[50, 'half way']]);
@@ -226,7 +221,7 @@ describe('end to end, separate processes', () => {
     const workers = ['A', 'B', 'C'].map((name) =>
       spawnWorker(address, ['--name', name, '--capabilities', 'sha256', '--concurrency', '2', '--processing-ms', '100']),
     );
-    const client = await connect(address);
+    const client = await connectClient(address);
     await until('3 workers connected', async () => (await client.workers()).length === 3);
     const inputs = Array.from({ length: 30 }, (_, i) => `slow job ${i}`);
     const batch = client.submitMany(inputs.map((args) => ({ kind: 'sha256', args })));
@@ -242,7 +237,7 @@ describe('end to end, separate processes', () => {
   it('SIGSTOP a worker: its jobs finish elsewhere, its late results are ignored', async () => {
     const { address } = await startScheduler({ heartbeatMs: 100, retryBaseMs: 10 });
     const stopped = spawnWorker(address, ['--name', 'STOPPED', '-c', 'sha256', '--concurrency', '4', '--processing-ms', '300']);
-    const client = await connect(address);
+    const client = await connectClient(address);
     await until('STOPPED connected', async () => (await client.workers()).length === 1);
     const inputs = Array.from({ length: 8 }, (_, i) => `frozen ${i}`);
     const batch = client.submitMany(inputs.map((args) => ({ kind: 'sha256', args })));
@@ -278,7 +273,7 @@ describe('end to end, separate processes', () => {
     first.child.proc.kill('SIGKILL');
     await first.child.exited;
     const second = await spawnScheduler(['--port', String(port), '--heartbeat-ms', '200']);
-    client = await connect(second.address);
+    client = await connectClient(second.address);
     await until('W reconnected', async () => (await client.workers()).length === 1, 15_000);
     expect((await client.submit('sha256', 'after')).text()).toBe(sha256('after'));
   });

@@ -2,14 +2,13 @@ import { createHash } from 'node:crypto';
 import { once, type EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { Client } from '../../src/client.js';
 import { JobFailedError, PermanentError } from '../../src/lib/errors.js';
 import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from '../../src/lib/protocol.js';
 import { Scheduler } from '../../src/server.js';
 import { Worker, type ReconnectInfo, type WorkerOptions } from '../../src/worker.js';
 import { spawnTs, type Child } from '../helpers/process.js';
 import { RawPeer } from '../helpers/raw.js';
-import { startScheduler } from '../helpers/scheduler.js';
+import { connectClient, startScheduler } from '../helpers/scheduler.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -26,11 +25,6 @@ async function started(worker: Worker): Promise<Worker> {
   return worker;
 }
 
-async function connect(address: string): Promise<Client> {
-  const client = await Client.connect(address);
-  onTestFinished(() => client.destroy());
-  return client;
-}
 
 /** Resolves with the first `event` whose payload passes `test`, with a deadline. */
 function waitFor<T>(emitter: EventEmitter, event: string, test: (value: T) => boolean = () => true, timeoutMs = 5_000): Promise<T> {
@@ -86,7 +80,7 @@ describe('Worker, in process', () => {
       return args;
     });
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const batch = client.submitMany(Array.from({ length: 12 }, (_, i) => ({ kind: 'hold', args: `job ${i}` })));
     for (let round = 0; round < 4; round++) {
       await full.promise;
@@ -117,7 +111,7 @@ describe('Worker, in process', () => {
       return 'ok';
     });
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const seen: [number, string][] = [];
     const r = await client.submit('steps', '', { onProgress: (pct, message) => seen.push([pct, message]) });
     expect(r.text()).toBe('ok');
@@ -144,7 +138,7 @@ describe('Worker, in process', () => {
       });
     });
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const err = await client.submit('stuck', '', { timeoutMs: 100, retries: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobFailedError);
     expect(err).toMatchObject({ permanent: false, attempts: 1 });
@@ -168,7 +162,7 @@ describe('Worker, in process', () => {
     const attempts: ReconnectInfo[] = [];
     worker.on('reconnecting', (info) => attempts.push(info));
     await started(worker);
-    const client = await connect(first.address);
+    const client = await connectClient(first.address);
     void client.submit('block', '').catch(() => undefined);
     await until('the job runs', () => worker.running === 1);
 
@@ -189,7 +183,7 @@ describe('Worker, in process', () => {
     const ready = waitFor(worker, 'ready');
     await second.listen();
     await ready;
-    const client2 = await connect(first.address);
+    const client2 = await connectClient(first.address);
     expect((await client2.submit('sha256', 'again')).text()).toBe(sha256('again'));
 
     // The counter restarted at WELCOME: the next loss begins again at attempt 1.
@@ -222,7 +216,7 @@ describe('Worker, in process', () => {
       return args;
     });
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const batch = client.submitMany(['a', 'b', 'c'].map((args) => ({ kind: 'slow', args })));
     await bothRunning.promise;
     let drained = false;
@@ -257,7 +251,7 @@ describe('Worker, in process', () => {
       return new Promise(() => undefined); // ignores the signal, never settles
     });
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const job = client.submit('stubborn', 'x', { retries: 1 });
     await running.promise;
     await worker.drain(50);
@@ -274,7 +268,7 @@ describe('Worker, in process', () => {
     const worker = newWorker(address);
     worker.handle('huge', () => 'x'.repeat(2000));
     await started(worker);
-    const client = await connect(address);
+    const client = await connectClient(address);
     await expect(client.submit('huge', '')).rejects.toMatchObject({ permanent: true, attempts: 1 });
     expect((await client.submit('sha256', 'still connected')).text()).toBe(sha256('still connected'));
     expect(worker.connected).toBe(true);
@@ -296,7 +290,7 @@ describe('Worker, in process', () => {
     const ready = waitFor<{ capabilities: string[] }>(worker, 'ready');
     void worker.start();
     expect((await ready).capabilities).toEqual(['sha256', 'add', 'subtract', 'multiply', 'divide', 'extra']);
-    const client = await connect(address);
+    const client = await connectClient(address);
     expect((await client.workers())[0]!.capabilities).toEqual(['sha256', 'add', 'subtract', 'multiply', 'divide', 'extra']);
   });
 
@@ -402,7 +396,7 @@ describe('taskwire-worker CLI', () => {
     const { address } = await startScheduler();
     const child = spawnWorker(address, ['--name', 'D', '-c', 'sha256', '--concurrency', '4', '--processing-ms', '300']);
     await child.waitForLine(/taskwire worker D connected to 127\.0\.0\.1:\d+/);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const inputs = Array.from({ length: 6 }, (_, i) => `drain ${i}`);
     const batch = client.submitMany(inputs.map((args) => ({ kind: 'sha256', args })));
     await until('D runs 4 jobs', async () => (await client.workers())[0]?.running === 4);
@@ -422,7 +416,7 @@ describe('taskwire-worker CLI', () => {
     const { address } = await startScheduler();
     const child = spawnWorker(address, ['-w', 'W1', '-c', 'add', 'divide', '-n', '3']);
     await child.waitForLine(/taskwire worker W1 connected/);
-    const client = await connect(address);
+    const client = await connectClient(address);
     await until('W1 registered', async () => (await client.workers()).length === 1);
     const [w] = await client.workers();
     expect(w).toMatchObject({ name: 'W1', capabilities: ['add', 'divide'], concurrency: 3 });
@@ -433,7 +427,7 @@ describe('taskwire-worker CLI', () => {
     const { address } = await startScheduler({ retryBaseMs: 5, retryMaxMs: 10 });
     const child = spawnWorker(address, ['-w', 'FLAKY', '-c', 'sha256', '--fail-rate', '1']);
     await child.waitForLine(/connected/);
-    const client = await connect(address);
+    const client = await connectClient(address);
     const err = await client.submit('sha256', 'doomed', { retries: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobFailedError);
     expect(err).toMatchObject({ permanent: false, attempts: 3 });
