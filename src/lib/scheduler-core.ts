@@ -808,7 +808,8 @@ export class SchedulerCore {
 
   #cancel(peer: Peer, requestId: number, jobId: number): void {
     const job = this.jobs.get(jobId);
-    if (job === undefined) return this.#notFound(peer, requestId, jobId);
+    // A PENDING job has not been acknowledged to anyone yet: it cannot be cancelled (its SUBMIT must get its ACK).
+    if (job === undefined || job.state === 'PENDING') return this.#notFound(peer, requestId, jobId);
     if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
       return this.#error(peer, requestId, 'INVALID_STATE', `job ${jobId} is already ${job.state}`);
     }

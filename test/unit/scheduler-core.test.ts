@@ -307,6 +307,20 @@ describe('SchedulerCore journal', () => {
     expect(t.core.stats().totals.queued).toBe(1);
   });
 
+  it('does not let a job be cancelled before its submit is acknowledged', () => {
+    const pending: [JournalRecord, (err: Error | null) => void][] = [];
+    const t = setup({ journal: { append: (r, cb) => pending.push([r, cb]) } });
+    t.submit('k', 'x');
+    const jobId = (pending[0]![0] as { id: number }).id;
+    const requestId = t.request();
+    t.core.handleClient(t.client, { type: 'CANCEL', requestId, jobId });
+    expect(t.clientPeer.take('ERROR')).toMatchObject([{ requestId, code: 'NOT_FOUND' }]);
+    pending.shift()![1](null);
+    expect(t.clientPeer.take('ACK')).toMatchObject([{ jobId }]);
+    t.core.handleClient(t.client, { type: 'CANCEL', requestId: t.request(), jobId });
+    expect(pending.shift()![0]).toMatchObject({ type: 'cancelled', id: jobId });
+  });
+
   it('rebuilds the same state from a snapshot', () => {
     const records: JournalRecord[] = [];
     const t = setup({ journal: { append: (r, cb) => { records.push(r); cb(null); } } });
