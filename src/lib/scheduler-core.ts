@@ -442,7 +442,7 @@ export class SchedulerCore {
           w.done++;
           this.#finish(job, 'DONE', Buffer.from(msg.result));
         } else {
-          this.#log('debug', `ignored late result for job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
+          if (this.#debug) this.#log('debug', `ignored late result for job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
         }
         this.#dispatchWorker(w);
         return;
@@ -455,7 +455,7 @@ export class SchedulerCore {
           w.failed++;
           this.#attemptFailed(job, msg.message, msg.permanent);
         } else {
-          this.#log('debug', `ignored late failure of job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
+          if (this.#debug) this.#log('debug', `ignored late failure of job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
         }
         this.#dispatchWorker(w);
         return;
