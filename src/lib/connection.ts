@@ -103,6 +103,11 @@ export class Connection {
     return this.#closed || this.#failed;
   }
 
+  /** Largest frame payload accepted from the peer from now on (WELCOME's limit, or the post-HELLO limit). */
+  setMaxPayloadBytes(n: number): void {
+    this.#decoder.maxPayloadBytes = n;
+  }
+
   /** Bytes queued for the peer and not yet handed to the kernel. */
   get writableLength(): number {
     return this.#pendingBytes + this.#socket.writableLength;

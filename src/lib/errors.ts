@@ -34,6 +34,12 @@ export const ErrorCode = {
   JOURNAL_CORRUPT: 'JOURNAL_CORRUPT',
   /** The peer stayed silent for too long. */
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /** The peer did not read what was sent to it: more than the bound is buffered for it. */
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
+  /** A request or its answer would exceed a frame limit (the receiver's or the worker's). */
+  TOO_LARGE: 'TOO_LARGE',
+  /** A configured bound was reached (kinds, connections, watches); the message names it. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   /** The scheduler is shutting down. */
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   /** The connection closed before an answer arrived. */

@@ -88,10 +88,15 @@ export interface WelcomeMessage {
   /** Connection id the scheduler uses in logs and `workers` output. */
   sessionId: string;
 }
-/** Keep-alive, both ways; `running` is the sender's load (jobs running now). */
+/**
+ * Keep-alive, both ways; `running` is the sender's load (jobs running now).
+ * `stuck` (workers): handlers that ignored an ABANDON past the grace and whose
+ * slot was given back anyway (§5.4). Optional trailing u32 on the wire; 0 if absent.
+ */
 export interface HeartbeatMessage {
   type: 'HEARTBEAT';
   running: number;
+  stuck?: number;
 }
 /** Worker: "drain me, assign nothing more". Scheduler: "I am shutting down". */
 export interface GoodbyeMessage {
@@ -361,7 +366,15 @@ export class FrameDecoder {
   #length = 0;
   #failed = false;
 
-  constructor(readonly maxPayloadBytes: number = DEFAULT_MAX_PAYLOAD) {}
+  /**
+   * Largest payload accepted. Settable: a scheduler starts a connection with a
+   * small limit until HELLO, and peers adopt the limit WELCOME announces.
+   */
+  maxPayloadBytes: number;
+
+  constructor(maxPayloadBytes: number = DEFAULT_MAX_PAYLOAD) {
+    this.maxPayloadBytes = maxPayloadBytes;
+  }
 
   /** Bytes received but not yet returned as frames. */
   get bufferedBytes(): number {
@@ -938,8 +951,11 @@ export function encode(msg: Message): Buffer {
     }
     case 'HEARTBEAT': {
       checkUint('running', msg.running, U32_MAX);
-      const buf = frame(Command.HEARTBEAT, 4);
+      const stuck = msg.stuck ?? 0;
+      checkUint('stuck', stuck, U32_MAX);
+      const buf = frame(Command.HEARTBEAT, stuck === 0 ? 4 : 8);
       buf.writeUInt32BE(msg.running, HEADER_BYTES);
+      if (stuck !== 0) buf.writeUInt32BE(stuck, HEADER_BYTES + 4);
       return buf;
     }
     case 'GOODBYE': {
@@ -1096,6 +1112,7 @@ export function decodeMessage(f: Frame): Message {
       break;
     case Command.HEARTBEAT:
       msg = { type: 'HEARTBEAT', running: r.u32() };
+      if (r.offset < r.buf.length) msg.stuck = r.u32();
       break;
     case Command.GOODBYE:
       return { type: 'GOODBYE', reason: r.restText() };
