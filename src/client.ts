@@ -22,6 +22,7 @@ import {
   type EventMessage,
   type JobInfo,
   type JobState,
+  type ListPage,
   type JournalStats,
   type Message,
   type ReplyMessage,
@@ -31,7 +32,7 @@ import {
   type WorkerInfo,
 } from './lib/protocol.js';
 
-export type { JobInfo, JobState, JournalStats, StatsInfo, WorkerInfo } from './lib/protocol.js';
+export type { JobInfo, JobState, JournalStats, ListPage, StatsInfo, WorkerInfo } from './lib/protocol.js';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -129,8 +130,12 @@ export interface WaitOptions {
 export interface ListOptions {
   state?: JobState;
   kind?: string;
-  /** Most jobs returned; default (0): the scheduler's, 100. */
+  /** Most jobs returned; default (0): the scheduler's, 100; at most 1,000 a page. */
   limit?: number;
+  /** Cursor: the `next` of the previous page. */
+  afterId?: number;
+  /** Default 'newest' (highest id first). */
+  order?: 'newest' | 'oldest';
 }
 
 /** Options of {@link Client.close}. */
@@ -159,6 +164,16 @@ export class JobResult {
 }
 
 /** The next request id after `id`: u32, wraps from 2^32-1 to 1, never 0 (contract: 0 means the connection). */
+/** A STATUS/CANCEL reply's result travels as bytes beside the JSON (PROTOCOL.md §5.5). */
+function withResult(body: unknown, data: Buffer): unknown {
+  if (typeof body !== 'object' || body === null) return body;
+  const info = body as JobInfo;
+  const bytes = Buffer.from(data); // a copy: the frame is a view of the socket chunk
+  info.resultData = bytes;
+  info.result = bytes.toString('utf8');
+  return info;
+}
+
 export function nextRequestId(id: number): number {
   return id >= U32_MAX || id < 1 ? 1 : id + 1;
 }
@@ -466,14 +481,25 @@ export class Client {
     return this.#request<JobInfo>((requestId) => ({ type: 'CANCEL', requestId, jobId }));
   }
 
-  /** Lists jobs, optionally by state and kind. */
-  list(opts: ListOptions = {}): Promise<JobInfo[]> {
-    return this.#request<JobInfo[]>((requestId) => ({
+  /** Lists one page of jobs (newest first by default), optionally by state and kind. */
+  async list(opts: ListOptions = {}): Promise<JobInfo[]> {
+    return (await this.listPage(opts)).jobs;
+  }
+
+  /**
+   * One page of jobs with the total that match and the cursor of the next
+   * page (PROTOCOL.md §5.6). Items carry `resultBytes`, not the result: ask
+   * `status(id)` for that.
+   */
+  listPage(opts: ListOptions = {}): Promise<ListPage> {
+    return this.#request<ListPage>((requestId) => ({
       type: 'LIST',
       requestId,
       state: opts.state ?? '',
       kind: opts.kind ?? '',
       limit: opts.limit ?? 0,
+      afterId: opts.afterId ?? 0,
+      order: opts.order ?? 'newest',
     }));
   }
 
@@ -841,7 +867,7 @@ export class Client {
     const p = this.#requests.get(msg.requestId);
     if (p === undefined) return;
     this.#requests.delete(msg.requestId);
-    if (p.op === OP_REPLY) p.onValue?.(msg.body);
+    if (p.op === OP_REPLY) p.onValue?.(msg.data === undefined ? msg.body : withResult(msg.body, msg.data));
     else this.#reject(p, new TaskwireError('BAD_FRAME', 'REPLY to a request that expects an ACK'));
     this.#afterSettle();
   }

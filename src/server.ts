@@ -51,7 +51,23 @@ export interface SchedulerOptions
   repair?: boolean;
   /** Fault injection for the journal's writes (tests only). @internal */
   journalFaults?: JournalFaults;
+  /**
+   * Close a connection with SLOW_CONSUMER when this many bytes wait unsent to
+   * it (a peer that does not read). Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
+  /** Stop reading a peer's requests while this many bytes wait unsent to it. Default 8 MiB. */
+  readPauseBytes?: number;
+  /**
+   * Graceful stop: how long running jobs get to finish (their results are
+   * stored) after dispatch is frozen. Jobs still running then are queued
+   * again at the next start, without an attempt charged. Default 10 s.
+   */
+  stopGraceMs?: number;
 }
+
+/** Largest frame accepted before the handshake: a HELLO is small (DESIGN.md rule 3). */
+export const PRE_HELLO_MAX_PAYLOAD = 64 * 1024;
 
 const LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
 
@@ -75,6 +91,8 @@ export class Scheduler {
   /** A compaction requested while one ran; starts when it ends. */
   #compactAgain: Promise<import('./lib/protocol.js').JournalStats> | undefined;
   #closing: Promise<void> | undefined;
+  /** During a graceful stop: resolves the wait once no worker holds a job and every outcome is stored. */
+  #settled: (() => void) | undefined;
   #nextSession = 1;
   /** Resolvers waiting for the last connection to close. */
   readonly #idle: (() => void)[] = [];
@@ -99,6 +117,7 @@ export class Scheduler {
     let journal: Journal | undefined;
     const coreOpts: CoreOptions = {
       ...opts,
+      maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
       serverVersion: VERSION,
       log: (level, line) => this.#log(level, line),
       debug: this.#logLevel >= LEVELS.debug,
@@ -156,7 +175,7 @@ export class Scheduler {
     const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.port ?? 9001);
     this.#address = { host, port };
     const tickMs = opts.tickMs ?? 20;
-    this.#timer = setInterval(() => this.#tick(), tickMs);
+    this.#timer = setInterval(this.#tickSoon, tickMs);
     this.#timer.unref();
     return this.#address;
   }
@@ -196,10 +215,27 @@ export class Scheduler {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Runs the core's tick after the event loop's poll phase, so input already
+   * waiting (a RESULT that arrived during a stall) is read before any
+   * timeout is judged (DESIGN.md rule 2).
+   */
+  readonly #tickSoon = (): void => {
+    if (this.#tickPending) return;
+    this.#tickPending = true;
+    setImmediate(this.#tickNow);
+  };
+  #tickPending = false;
+  readonly #tickNow = (): void => {
+    this.#tickPending = false;
+    this.#tick();
+  };
+
   #tick(): void {
     const core = this.#core;
     if (core === undefined) return;
     core.tick();
+    if (this.#settled !== undefined && core.heldCount === 0 && core.unstoredCount === 0) this.#settled();
     const journal = this.#journal;
     if (journal !== undefined && this.#compacting === undefined && this.#closing === undefined && journal.needsCompaction) {
       this.compact().catch((err: unknown) => this.#log('error', `compaction failed: ${String(err)}`));
@@ -230,6 +266,7 @@ export class Scheduler {
           if (session instanceof ClientSession) return core.handleClient(session, msg);
           session = this.#handshake(core, conn, id, msg);
         },
+        // Called at once when the connection fails, ends or half-closes (DESIGN.md rule 2).
         onClose: (err) => {
           clearTimeout(helloTimer);
           this.#connections.delete(conn);
@@ -244,7 +281,14 @@ export class Scheduler {
           this.#log(err === undefined ? 'info' : 'error', `${what} (${id}) disconnected${err ? `: ${reason}` : ''}`);
         },
       },
-      { maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD },
+      {
+        // Until HELLO only a small frame is accepted (raised in #handshake): unauthenticated peers
+        // cannot make the scheduler buffer 16 MiB each (DESIGN.md rule 3).
+        maxPayloadBytes: Math.min(PRE_HELLO_MAX_PAYLOAD, opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD),
+        peerMaxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+        highWaterBytes: opts.readPauseBytes ?? 8 * 1024 * 1024,
+        maxBufferedBytes: opts.maxBufferedBytes ?? 64 * 1024 * 1024,
+      },
     );
     this.#connections.add(conn);
     const helloTimeoutMs = opts.helloTimeoutMs ?? 5_000;
@@ -264,11 +308,11 @@ export class Scheduler {
     if (token !== undefined && msg.token !== token) throw new TaskwireError('AUTH_FAILED', 'missing or wrong token');
     const heartbeatMs = this.#opts.heartbeatMs ?? 1_000;
     let session: Session;
+    conn.setMaxPayloadBytes(this.#opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD);
     if (msg.role === 'worker') {
       if (msg.capabilities.length === 0) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare at least one capability');
       if (msg.concurrency < 1) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare a concurrency of at least 1');
-      conn.send(this.#welcome(id, heartbeatMs));
-      session = core.openWorker(id, msg, conn);
+      session = core.openWorker(id, msg, conn, () => conn.send(this.#welcome(id, heartbeatMs)));
       this.#log('info', `worker ${msg.name} (${id}) connected from ${conn.remote}: ${msg.capabilities.join(',')} concurrency ${msg.concurrency}`);
     } else {
       conn.send(this.#welcome(id, heartbeatMs));
@@ -291,13 +335,32 @@ export class Scheduler {
   }
 
   /**
-   * Stops accepting, tells every peer GOODBYE, closes connections, flushes and
-   * closes the journal. Idempotent. Falls back to destroy() after `timeoutMs`.
+   * Graceful stop (DESIGN.md rule 1): stops accepting, freezes dispatch,
+   * gives running jobs `stopGraceMs` to finish (their results are accepted
+   * and stored), then tells every peer GOODBYE, closes connections, flushes
+   * and closes the journal. Jobs still running at the end are queued again
+   * at the next start without an attempt charged. Idempotent. Falls back to
+   * destroy() when connections do not close within `timeoutMs`.
    */
   close({ timeoutMs = 5_000 }: { timeoutMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
-      clearInterval(this.#timer);
       const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      const core = this.#core;
+      if (core !== undefined) {
+        core.freeze();
+        if (core.heldCount > 0 || core.unstoredCount > 0) {
+          const graceMs = this.#opts.stopGraceMs ?? 10_000;
+          this.#log('info', `stopping: waiting up to ${graceMs} ms for ${core.heldCount} running job(s)`);
+          let graceTimer: NodeJS.Timeout | undefined;
+          await new Promise<void>((resolve) => {
+            this.#settled = resolve;
+            graceTimer = setTimeout(resolve, graceMs);
+          });
+          clearTimeout(graceTimer);
+          this.#settled = undefined;
+        }
+      }
+      clearInterval(this.#timer);
       for (const c of this.#connections) {
         c.send({ type: 'GOODBYE', reason: 'scheduler shutting down' });
         c.end();
@@ -320,7 +383,8 @@ export class Scheduler {
   destroy(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
-        clearInterval(this.#timer);
+          clearInterval(this.#timer);
+        this.#core?.freeze(); // lost workers' jobs are re-queued at the next start, not charged
         for (const c of this.#connections) c.destroy();
         await new Promise<void>((resolve) => this.#server.close(() => resolve()));
         await this.#compacting?.catch(() => undefined);

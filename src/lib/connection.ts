@@ -7,6 +7,7 @@ import {
   encodeInto,
   FrameDecoder,
   DEFAULT_MAX_PAYLOAD,
+  HEADER_BYTES,
   hotFrameBytes,
   isHotMessage,
   type Message,
@@ -24,10 +25,24 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   maxPayloadBytes?: number;
   /**
-   * Stop reading from the peer while this many bytes wait to be written to it:
-   * a peer that does not read cannot grow our buffers without bound.
+   * Stop reading from the peer while this many bytes wait to be written to
+   * it, so a peer that sends requests but does not read the answers cannot
+   * grow our buffers. Default: never (clients and workers always read: a
+   * consumer that stops reading because of its own output deadlocks with
+   * its scheduler). The scheduler sets it.
    */
   highWaterBytes?: number;
+  /**
+   * Close the connection with SLOW_CONSUMER when more than this many bytes
+   * wait to be written to the peer (DESIGN.md rule 2: a peer that does not
+   * read gets a bounded buffer, then its own error code). Default: no bound.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Largest payload the peer accepts: a REPLY that would exceed it is
+   * answered with ERROR TOO_LARGE instead (DESIGN.md rule 3). Default: no check.
+   */
+  peerMaxPayloadBytes?: number;
 }
 
 const EMPTY_LIST: Buffer[] = [];
@@ -53,6 +68,9 @@ export class Connection {
   readonly #handlers: ConnectionHandlers;
   readonly #decoder: FrameDecoder;
   readonly #highWaterBytes: number;
+  readonly #maxBufferedBytes: number;
+  readonly #peerMaxPayloadBytes: number;
+  #gone = false;
   /** Frames queued for the next write, in order. */
   #pending: Buffer[] = EMPTY_LIST;
   #pendingBytes = 0;
@@ -78,7 +96,9 @@ export class Connection {
     this.#socket = socket;
     this.#handlers = handlers;
     this.#decoder = new FrameDecoder(opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD);
-    this.#highWaterBytes = opts.highWaterBytes ?? 8 * 1024 * 1024;
+    this.#highWaterBytes = opts.highWaterBytes ?? Infinity;
+    this.#maxBufferedBytes = opts.maxBufferedBytes ?? Infinity;
+    this.#peerMaxPayloadBytes = opts.peerMaxPayloadBytes ?? Infinity;
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     socket.setNoDelay(true); // Nagle would hold small frames for up to 40 ms.
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -91,11 +111,20 @@ export class Connection {
         socket.resume();
       }
     });
+    // The peer half-closed: it will send nothing more, so for its owner it is gone now (DESIGN.md rule 2).
+    socket.on('end', () => this.#goneNow());
     socket.on('close', () => {
       this.#closed = true;
       this.#heartbeat?.stop();
-      this.#handlers.onClose(this.#closeError);
+      this.#goneNow();
     });
+  }
+
+  /** Tells the owner, once, that this connection is over: at the first of fail, end, destroy, the peer's FIN, or close. */
+  #goneNow(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#handlers.onClose(this.#closeError);
   }
 
   /** True once the socket has closed or a close has been started. */
@@ -116,7 +145,19 @@ export class Connection {
   /** Sends a message; batched with the others sent this tick. Throws INVALID_ARGUMENT like encode(). */
   send(msg: Message): void {
     if (this.#closed) return;
-    if (!isHotMessage(msg)) return this.sendRaw(encode(msg));
+    if (!isHotMessage(msg)) {
+      const frame = encode(msg);
+      if (frame.length - HEADER_BYTES > this.#peerMaxPayloadBytes && msg.type === 'REPLY') {
+        // Never send what the peer would refuse (and close over): answer this one request with an error.
+        return this.send({
+          type: 'ERROR',
+          requestId: msg.requestId,
+          code: 'TOO_LARGE',
+          message: `the answer is ${frame.length - HEADER_BYTES} bytes, over the ${this.#peerMaxPayloadBytes}-byte frame limit`,
+        });
+      }
+      return this.sendRaw(frame);
+    }
     const n = hotFrameBytes(msg);
     if (n > ARENA_MAX_FRAME_BYTES) return this.sendRaw(encode(msg));
     let out = this.#out;
@@ -159,10 +200,15 @@ export class Connection {
   }
 
   /** Starts heartbeats: ping every `intervalMs`; close if silent for 3 intervals. */
-  startHeartbeat(intervalMs: number, load: () => number = () => 0): void {
+  startHeartbeat(intervalMs: number, load: () => number | { running: number; stuck: number } = () => 0): void {
     this.#heartbeat?.stop();
     this.#heartbeat = new Heartbeat(intervalMs, {
-      sendPing: () => this.send({ type: 'HEARTBEAT', running: load() }),
+      sendPing: () => {
+        const l = load();
+        this.send(typeof l === 'number' ? { type: 'HEARTBEAT', running: l } : { type: 'HEARTBEAT', running: l.running, stuck: l.stuck });
+      },
+      // A peer whose input we paused (our own backpressure) is not silent.
+      isPaused: () => this.#paused,
       onDead: (silentMs) =>
         this.fail(
           new TaskwireError('HEARTBEAT_TIMEOUT', `peer ${this.remote} silent for ${silentMs} ms`),
@@ -188,6 +234,7 @@ export class Connection {
     this.#socket.end();
     // A peer that never reads our FIN must not hold the socket forever.
     setTimeout(() => this.#socket.destroy(), 2_000).unref();
+    this.#goneNow();
   }
 
   /** Flushes what is queued and half-closes; the peer's FIN completes the close. */
@@ -197,12 +244,14 @@ export class Connection {
     this.#flush();
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), 2_000).unref();
+    this.#goneNow();
   }
 
   /** Closes now, dropping anything unsent. */
   destroy(err?: Error): void {
     if (err !== undefined) this.#closeError ??= err;
     this.#heartbeat?.stop();
+    this.#goneNow();
     this.#pending = EMPTY_LIST;
     this.#pendingBytes = 0;
     this.#out = undefined;
@@ -247,6 +296,12 @@ export class Connection {
       }
       if (run.length > 0) socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
       socket.uncork();
+    }
+    if (this.#socket.writableLength > this.#maxBufferedBytes && !this.#failed) {
+      // DESIGN.md rule 2: past the bound, its own error code, never HEARTBEAT_TIMEOUT. The ERROR
+      // cannot reach a peer that does not read; it is there for one that reads again later.
+      this.fail(new TaskwireError('SLOW_CONSUMER', `peer ${this.remote} does not read: ${this.#socket.writableLength} bytes unsent (max ${this.#maxBufferedBytes})`));
+      return;
     }
     if (!this.#paused && this.#socket.writableLength > this.#highWaterBytes) {
       this.#paused = true;

@@ -4,17 +4,32 @@ export interface HeartbeatHooks {
   sendPing(): void;
   /** The peer has been silent for `deadAfter` intervals. Called once. */
   onDead(silentMs: number): void;
+  /**
+   * True while we stopped reading the peer (our own backpressure): what it
+   * sent waits unread in the kernel, so it is not silent (DESIGN.md rule 2).
+   */
+  isPaused?(): boolean;
 }
+
+/** The monotonic clock (DESIGN.md rule 3: a wall-clock step must not drop a live peer). */
+const monotonicNow = (): number => performance.now();
 
 /**
  * Keep-alive timer logic, both ways (DESIGN.md "Heartbeats"): pings the peer
  * every `intervalMs` and declares it dead after `deadAfter` intervals without
  * any inbound frame. Call {@link touch} on every inbound chunk.
- * The timer is unref'd so an embedder's process can still exit.
+ *
+ * Silence is judged fairly: time spent with the peer's input paused by us
+ * does not count, and a verdict is confirmed only after the event loop has
+ * read what is already waiting on the socket (a `setImmediate` runs after
+ * the poll phase), so a late timer after a stalled loop never mistakes
+ * unread input for silence. The timer is unref'd so an embedder's process
+ * can still exit.
  */
 export class Heartbeat {
   #lastSeen: number;
   #timer: NodeJS.Timeout | undefined;
+  #verdict: NodeJS.Immediate | undefined;
   readonly #hooks: HeartbeatHooks;
   readonly #now: () => number;
 
@@ -22,7 +37,7 @@ export class Heartbeat {
     readonly intervalMs: number,
     hooks: HeartbeatHooks,
     readonly deadAfter = 3,
-    now: () => number = Date.now,
+    now: () => number = monotonicNow,
   ) {
     this.#hooks = hooks;
     this.#now = now;
@@ -44,14 +59,28 @@ export class Heartbeat {
 
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#verdict !== undefined) clearImmediate(this.#verdict);
     this.#timer = undefined;
+    this.#verdict = undefined;
+  }
+
+  #silentMs(): number {
+    if (this.#hooks.isPaused?.() === true) this.#lastSeen = this.#now();
+    return this.#now() - this.#lastSeen;
   }
 
   #tick(): void {
-    const silentMs = this.#now() - this.#lastSeen;
-    if (silentMs >= this.intervalMs * this.deadAfter) {
-      this.stop();
-      this.#hooks.onDead(silentMs);
+    if (this.#silentMs() >= this.intervalMs * this.deadAfter) {
+      if (this.#verdict !== undefined) return;
+      // Confirm after the poll phase: input already waiting is read first.
+      this.#verdict = setImmediate(() => {
+        this.#verdict = undefined;
+        if (this.#timer === undefined) return;
+        const silentMs = this.#silentMs();
+        if (silentMs < this.intervalMs * this.deadAfter) return;
+        this.stop();
+        this.#hooks.onDead(silentMs);
+      });
       return;
     }
     this.#hooks.sendPing();

@@ -8,12 +8,13 @@
  * record       = u32 bodyLength | u32 crc32(body) | body
  * body         = u8 type | fields of that type, in order:
  *   1 submit     id, kind$, args#, u8 priority, timeoutMs, maxRetries, estMs, notBefore, key$, createdAt
- *   2 done       id, attempts, result#, finishedAt, worker$
- *   3 failed     id, attempts, u8 permanent, error$, finishedAt, worker$
+ *   2 done       id, attempts, result#, finishedAt, worker$, [startedAt]
+ *   3 failed     id, attempts, u8 permanent, error$, finishedAt, worker$, [startedAt]
  *   4 cancelled  id, finishedAt
  *   5 retry      id, attempts, notBefore, error$
  *   6 meta       nextId
  * ```
+ * `[x]`: a trailing field older journals lack (read as 0 when absent).
  * Unmarked integers are unsigned LEB128 varints (up to 2^53 - 1); `x$` is a
  * varint byte length + UTF-8, `x#` a varint byte length + raw bytes. Times are
  * wall-clock ms since the Unix epoch (0 where "none"). A varint costs one byte
@@ -53,6 +54,8 @@ export interface DoneRecord {
   result: Buffer;
   finishedAt: number;
   worker: string;
+  /** Wall ms the last attempt started; 0 if unknown (older journals). */
+  startedAt?: number;
 }
 
 /** A job failed for good. */
@@ -64,6 +67,8 @@ export interface FailedRecord {
   permanent: boolean;
   finishedAt: number;
   worker: string;
+  /** Wall ms the last attempt started; 0 if unknown (older journals). */
+  startedAt?: number;
 }
 
 /** A job was cancelled. */
@@ -216,6 +221,7 @@ export class RecordEncoder {
           o = this.#bytes(o, r.result);
           o = this.#uint(o, r.finishedAt, 'finishedAt');
           o = this.#str(o, r.worker);
+          if (r.startedAt !== undefined) o = this.#uint(o, r.startedAt, 'startedAt');
           break;
         case 'failed':
           this.#buf[o++] = TYPE_FAILED;
@@ -225,6 +231,7 @@ export class RecordEncoder {
           o = this.#str(o, r.error);
           o = this.#uint(o, r.finishedAt, 'finishedAt');
           o = this.#str(o, r.worker);
+          if (r.startedAt !== undefined) o = this.#uint(o, r.startedAt, 'startedAt');
           break;
         case 'cancelled':
           this.#buf[o++] = TYPE_CANCELLED;
@@ -449,6 +456,7 @@ export function decodeBody(buf: Buffer, start: number, end: number): JournalReco
       const finishedAt = dUint();
       const worker = dStr();
       r = { type: 'done', id, attempts, result, finishedAt, worker };
+      if (dPos < dEnd) r.startedAt = dUint();
       break;
     }
     case TYPE_FAILED: {
@@ -460,6 +468,7 @@ export function decodeBody(buf: Buffer, start: number, end: number): JournalReco
       const finishedAt = dUint();
       const worker = dStr();
       r = { type: 'failed', id, attempts, error, permanent: flags === 1, finishedAt, worker };
+      if (dPos < dEnd) r.startedAt = dUint();
       break;
     }
     case TYPE_CANCELLED: {

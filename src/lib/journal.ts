@@ -149,6 +149,10 @@ const LOCK_NAME = 'LOCK';
 const READ_CHUNK_BYTES = 16 * 1024 * 1024;
 /** Pending-batch buffers above this are not reused (a burst of big payloads). */
 const MAX_REUSED_BUFFER = 8 * 1024 * 1024;
+/** Snapshot records are encoded in slices of this many ms of CPU, the event loop running between them. */
+const SNAPSHOT_SLICE_MS = 8;
+/** Snapshot bytes are written to disk in chunks of about this size. */
+const SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 /** After a failed compaction, `needsCompaction` stays false this long. */
 const COMPACTION_RETRY_MS = 10_000;
 /** A LOCK file without a readable pid is taken as stale once this old. */
@@ -689,7 +693,7 @@ export class Journal {
       this.#compaction === null &&
       this.#closing === null &&
       this.bytes > Math.max(this.#compactBytes, 2 * this.#baseBytes, 4096) &&
-      Date.now() >= this.#compactRetryAt
+      performance.now() >= this.#compactRetryAt
     );
   }
 
@@ -702,9 +706,11 @@ export class Journal {
 
   /**
    * Replaces the journal with `snapshot` (records that rebuild the live
-   * state) plus the records appended from now on. `snapshot` is consumed
-   * synchronously, before this returns its promise, so it must describe the
-   * state as of this call; appends keep flowing meanwhile (to a new segment).
+   * state) plus the records appended from now on. The first record is taken
+   * in this call, at the instant the segments rotate; the rest are read in
+   * slices of a few ms while appends keep flowing (to the new segment), so a
+   * lazy snapshot must stay correct when every record appended after this
+   * call is replayed after it (SchedulerCore.snapshot explains how).
    * Fails with JOURNAL_UNAVAILABLE (leaving the journal as it was, still
    * valid) if the snapshot, or any record appended before the call, cannot
    * be made durable.
@@ -712,14 +718,10 @@ export class Journal {
   compact(snapshot: Iterable<JournalRecord>): Promise<void> {
     if (this.#closing !== null) return Promise.reject(new TaskwireError('INVALID_STATE', 'the journal is closed'));
     if (this.#compaction !== null) return Promise.reject(new TaskwireError('INVALID_STATE', 'a compaction is already running'));
-    // 1. The snapshot, now: the state changes as soon as we return.
-    const chunks: Buffer[] = [segmentHeader(true)];
-    const enc = new RecordEncoder(1024 * 1024);
-    for (const r of snapshot) {
-      enc.write(r);
-      if (enc.length >= 4 * 1024 * 1024) chunks.push(enc.take());
-    }
-    if (enc.length > 0) chunks.push(enc.take());
+    // 1. Start the snapshot now (its first record is taken in this call, so the
+    //    caller can mark this instant); the rest is read in slices below.
+    const records = snapshot[Symbol.iterator]();
+    const first = records.next();
     // 2. Rotate: what was appended so far belongs to the old segment; what comes next, to a new one.
     const old = this.#seg;
     if (this.#enc.length > 0) this.#ready.push(this.#cut(old));
@@ -735,7 +737,7 @@ export class Journal {
     const next: Segment = { gen: old.gen + 1, path: join(this.#dir, segmentName(old.gen + 1)), handle: null, size: 0, dirty: false };
     let opened!: () => void;
     this.#segOpening = new Promise((res) => (opened = res));
-    const p = this.#runCompaction(old, next, chunks, barriers, opened);
+    const p = this.#runCompaction(old, next, first, records, barriers, opened);
     this.#compaction = p.then(
       () => {
         this.#compaction = null;
@@ -750,7 +752,8 @@ export class Journal {
   async #runCompaction(
     old: Segment,
     next: Segment,
-    chunks: Buffer[],
+    first: IteratorResult<JournalRecord>,
+    records: Iterator<JournalRecord>,
     barriers: Promise<Error | null>[],
     opened: () => void,
   ): Promise<void> {
@@ -770,9 +773,28 @@ export class Journal {
       let snapshotBytes = 0;
       const h = await open(tmp, 'w');
       try {
-        for (const c of chunks) {
-          await this.#writeAll(h, c, snapshotBytes);
-          snapshotBytes += c.length;
+        const header = segmentHeader(true);
+        await this.#writeAll(h, header, 0);
+        snapshotBytes = header.length;
+        // DESIGN.md rule 3: the snapshot is built in slices of a few ms, the
+        // event loop serving peers between them (a 2 M-job state is seconds of work).
+        const enc = new RecordEncoder(1024 * 1024);
+        let r = first;
+        while (r.done !== true) {
+          const sliceEnd = performance.now() + SNAPSHOT_SLICE_MS;
+          let n = 0;
+          while (r.done !== true) {
+            enc.write(r.value);
+            r = records.next();
+            if ((++n & 255) === 0 && (enc.length >= SNAPSHOT_CHUNK_BYTES || performance.now() >= sliceEnd)) break;
+          }
+          if (enc.length >= SNAPSHOT_CHUNK_BYTES || r.done === true) {
+            const chunk = enc.take();
+            await this.#writeAll(h, chunk, snapshotBytes);
+            snapshotBytes += chunk.length;
+          } else {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
         }
         this.#faults?.fsync?.();
         await h.sync();
@@ -799,7 +821,7 @@ export class Journal {
       this.#compactions++;
       this.#lastCompactionAt = Date.now();
     } catch (err) {
-      this.#compactRetryAt = Date.now() + COMPACTION_RETRY_MS;
+      this.#compactRetryAt = performance.now() + COMPACTION_RETRY_MS;
       await unlink(tmp).catch(() => undefined);
       // The old segment stays (with its records); close its handle once its last batch is written.
       void Promise.all(barriers).then(async () => {

@@ -45,6 +45,7 @@ export const Command = {
   WORKERS: 0x33,
   STATS: 0x34,
   COMPACT: 0x35,
+  REPLY_DATA: 0x3e,
   REPLY: 0x3f,
   ERROR: 0x7f,
 } as const;
@@ -214,7 +215,12 @@ export interface CancelMessage {
   requestId: number;
   jobId: number;
 }
-/** Client → scheduler: list jobs; answered by REPLY `JobInfo[]`. */
+/**
+ * Client → scheduler: one page of jobs; answered by REPLY {@link ListPage}
+ * (§5.6). Pages are bounded: `limit` at most {@link LIST_MAX_LIMIT}, and one
+ * request looks at a bounded number of ids, so a page may hold fewer jobs
+ * than asked and still have a `next` cursor.
+ */
 export interface ListMessage {
   type: 'LIST';
   requestId: number;
@@ -222,7 +228,12 @@ export interface ListMessage {
   state: JobState | '';
   /** '' = any kind. */
   kind: string;
+  /** Jobs per page; 0 = 100; capped at {@link LIST_MAX_LIMIT}. */
   limit: number;
+  /** Cursor: only jobs after this id in the page order (below it for newest-first); 0 = from the start. */
+  afterId?: number;
+  /** Default 'newest' (highest id first). */
+  order?: 'newest' | 'oldest';
 }
 /** Client → scheduler: connected workers; answered by REPLY `WorkerInfo[]`. */
 export interface WorkersMessage {
@@ -239,11 +250,16 @@ export interface CompactMessage {
   type: 'COMPACT';
   requestId: number;
 }
-/** Scheduler → client: the JSON answer to an admin request. */
+/**
+ * Scheduler → client: the JSON answer to an admin request. `data` carries
+ * bytes that JSON would escape (a STATUS reply's result, §5.5): sent as
+ * REPLY_DATA, `[u32 requestId][u32 jsonBytes][json][data]`.
+ */
 export interface ReplyMessage {
   type: 'REPLY';
   requestId: number;
   body: unknown;
+  data?: Buffer;
 }
 
 /** Every message of the protocol, discriminated by `type`. */
@@ -286,13 +302,31 @@ export interface JobInfo {
   finishedAt?: number;
   /** Name of the worker running (or that ran) the last attempt. */
   worker?: string;
-  /** DONE: the result as UTF-8 text. */
+  /**
+   * DONE: the result as UTF-8 text. Filled in by the client library from the
+   * STATUS reply's binary data (never sent as JSON; LIST items carry only `resultBytes`).
+   */
   result?: string;
+  /** DONE: the result's raw bytes (STATUS/CANCEL through the client library). */
+  resultData?: Buffer;
+  /** DONE: size of the result in bytes. */
+  resultBytes?: number;
   /** FAILED: the last error. */
   error?: string;
   key?: string;
   /** QUEUED jobs waiting for a delay or a retry backoff: wall-clock ms they become runnable. */
   notBefore?: number;
+}
+/** Most jobs one LIST page returns. */
+export const LIST_MAX_LIMIT = 1000;
+
+/** REPLY body of LIST. */
+export interface ListPage {
+  jobs: JobInfo[];
+  /** Jobs matching the state and kind filter in all (not only this page). */
+  total: number;
+  /** Cursor for the next page (pass as `afterId`); 0 when there is none. */
+  next: number;
 }
 /** Items of the WORKERS reply. */
 export interface WorkerInfo {
@@ -304,17 +338,26 @@ export interface WorkerInfo {
   draining: boolean;
   connectedAt: number;
   lastHeartbeatAt: number;
+  /** Ms since the worker's last heartbeat (monotonic, so a wall-clock step does not skew it). */
+  heartbeatAgeMs?: number;
+  /** Handlers the worker gave up on after an ABANDON (they ignored their signal). */
+  stuck?: number;
   done: number;
   failed: number;
 }
 /** Per-kind counters in the STATS reply. */
 export interface KindStats {
+  /** QUEUED jobs, delayed ones included. */
   queued: number;
   running: number;
+  /** QUEUED jobs waiting for a delay or a retry backoff. */
+  delayed?: number;
+  /** Workers connected that run this kind. */
+  workers?: number;
   done: number;
   failed: number;
   cancelled: number;
-  /** Age of the oldest runnable queued job, ms (0 if none). */
+  /** How long the job next in line has waited since it became runnable, ms (0 if none). */
   oldestQueuedMs: number;
   /** Jobs finished per second over the last few seconds. */
   donePerSec: number;
@@ -934,11 +977,20 @@ export function encode(msg: Message): Buffer {
       checkUint('limit', msg.limit, U32_MAX);
       const stateBytes = str8Bytes('state', msg.state);
       const kindBytes = str8Bytes('kind', msg.kind);
-      const buf = frame(Command.LIST, 10 + stateBytes + kindBytes);
+      // The cursor and order are an optional trailer (§5.6): absent, the page starts at the newest job.
+      const paged = msg.afterId !== undefined || msg.order !== undefined;
+      const afterId = msg.afterId ?? 0;
+      checkUint('afterId', afterId, Number.MAX_SAFE_INTEGER);
+      const buf = frame(Command.LIST, 10 + stateBytes + kindBytes + (paged ? 9 : 0));
       buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
       buf.writeUInt32BE(msg.limit, HEADER_BYTES + 4);
-      const o = writeStr8(buf, msg.state, stateBytes, HEADER_BYTES + 8);
-      writeStr8(buf, msg.kind, kindBytes, o);
+      let o = writeStr8(buf, msg.state, stateBytes, HEADER_BYTES + 8);
+      o = writeStr8(buf, msg.kind, kindBytes, o);
+      if (paged) {
+        buf.writeUInt32BE(Math.floor(afterId / 0x1_0000_0000), o);
+        buf.writeUInt32BE(afterId >>> 0, o + 4);
+        buf[o + 8] = msg.order === 'oldest' ? 1 : 0;
+      }
       return buf;
     }
     case 'WORKERS':
@@ -976,7 +1028,14 @@ export function encode(msg: Message): Buffer {
     }
     case 'REPLY': {
       checkUint('requestId', msg.requestId, U32_MAX);
-      return jsonFrame(Command.REPLY, msg.requestId, msg.body);
+      if (msg.data === undefined) return jsonFrame(Command.REPLY, msg.requestId, msg.body);
+      const json = Buffer.from(JSON.stringify(msg.body));
+      const buf = frame(Command.REPLY_DATA, 8 + json.length + msg.data.length);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      buf.writeUInt32BE(json.length, HEADER_BYTES + 4);
+      json.copy(buf, HEADER_BYTES + 8);
+      msg.data.copy(buf, HEADER_BYTES + 8 + json.length);
+      return buf;
     }
     case 'HELLO': {
       checkUint('version', msg.version, 0xffff);
@@ -1098,7 +1157,14 @@ export function decodeMessage(f: Frame): Message {
       if (state !== '' && !(JOB_STATES as readonly string[]).includes(state)) {
         throw new ProtocolError('BAD_FRAME', `LIST: unknown state "${state}"`);
       }
-      msg = { type: 'LIST', requestId, limit, state: state as JobState | '', kind: r.str8() };
+      const kind = r.str8();
+      msg = { type: 'LIST', requestId, limit, state: state as JobState | '', kind };
+      if (r.offset < r.buf.length) {
+        msg.afterId = r.u64();
+        const flags = r.u8();
+        if (flags > 1) throw new ProtocolError('BAD_FRAME', `LIST: unknown flags ${flags}`);
+        msg.order = flags === 1 ? 'oldest' : 'newest';
+      }
       break;
     }
     case Command.WORKERS:
@@ -1127,6 +1193,14 @@ export function decodeMessage(f: Frame): Message {
     }
     case Command.REPLY:
       return { type: 'REPLY', requestId: r.u32(), body: r.json() };
+    case Command.REPLY_DATA: {
+      const requestId = r.u32();
+      const jsonBytes = r.u32();
+      r.need(jsonBytes);
+      const body = new Reader(r.buf.subarray(r.offset, r.offset + jsonBytes), f.command).json();
+      r.offset += jsonBytes;
+      return { type: 'REPLY', requestId, body, data: r.rest() };
+    }
     case Command.HELLO: {
       const c = f.command;
       const o = jsonObject(c, r.json());

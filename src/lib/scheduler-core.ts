@@ -10,7 +10,12 @@ import { TaskwireError, type ErrorCode } from './errors.js';
 import type { JournalRecord } from './journal-records.js';
 import {
   assertNever,
+  DEFAULT_MAX_PAYLOAD,
+  LIST_MAX_LIMIT,
+  MAX_STR8_BYTES,
   type HelloMessage,
+  type ListMessage,
+  type ListPage,
   type JobEvent,
   type JobInfo,
   type JobState,
@@ -60,8 +65,21 @@ export interface CoreOptions {
   /** Stop assigning to a worker with this many bytes unsent to it. Default 4 MiB. */
   workerHighWaterBytes?: number;
   serverVersion?: string;
-  /** Clock, ms. Default Date.now. */
+  /**
+   * Monotonic clock, ms, for every duration (timeouts, delays, backoff,
+   * heartbeat ages): DESIGN.md rule 3. Default `performance.now`.
+   */
   now?: () => number;
+  /** Wall clock, ms: only for times shown to people and written to the journal. Default Date.now. */
+  wallNow?: () => number;
+  /** Distinct job kinds at most (queued, running or declared by a worker); past it SUBMIT/HELLO get LIMIT_EXCEEDED. Default 10,000. */
+  maxKinds?: number;
+  /** Largest frame payload peers accept (WELCOME announces it); a SUBMIT whose ASSIGN would exceed it gets TOO_LARGE. Default 16 MiB. */
+  maxPayloadBytes?: number;
+  /** Job ids one LIST request looks at, at most (it then answers with a cursor). Default 100,000. */
+  listScanIds?: number;
+  /** First retry delay of a final record the journal failed to store; doubles up to 5 s. Default 100 ms. */
+  storeRetryMs?: number;
   /** Randomness for backoff jitter. Default Math.random. */
   random?: () => number;
   journal?: JournalPort;
@@ -81,6 +99,17 @@ const PERMANENT_FLAG = 0x200;
 const PRIORITY_MASK = 0xff;
 
 const MAX_RETRIES_SHIFT = 10;
+/**
+ * The job's outcome is decided but its journal record is not durable yet
+ * (DESIGN.md rule 1): it keeps showing its previous state and counters, is
+ * not dispatched, and its waiters hear of it only once the record is stored.
+ */
+const FINISHING_FLAG = 1 << 26;
+/** The job sits in the delay heap and counts in its kind's `delayed`. */
+const DELAYED_FLAG = 1 << 27;
+/** Longest error text a LIST item carries (STATUS gives the whole text). */
+const LIST_ERROR_CHARS = 1024;
+
 
 /**
  * What a job's attempts produced: allocated when it first runs (or finishes),
@@ -95,8 +124,16 @@ export class JobRun {
   startedAt = 0;
   /** DONE/FAILED/CANCELLED: when it finished (relative ms). */
   finishedAt = 0;
-  /** DONE: result bytes. FAILED: the error text. */
+  /** DONE: result bytes. FAILED: the error text. Also while FINISHING: the outcome being stored. */
   outcome: Buffer | string | null = null;
+  /** FINISHING: the state the job enters once its record is durable. */
+  finalState: 'DONE' | 'FAILED' | 'CANCELLED' | null = null;
+  /** FINISHING: the failure is permanent (the handler said so). */
+  finalPermanent = false;
+  /** FINISHING: the journal epoch its final record was appended in; -1 while not appended (a failed write awaiting retry). */
+  finalEpoch = -1;
+  /** FINISHING as CANCELLED: who asked, answered once the record is durable. */
+  canceller: { peer: Peer; requestId: number } | null = null;
 }
 
 /**
@@ -195,8 +232,17 @@ export class KindQueue {
   readonly workers: WorkerSession[] = [];
   /** Round-robin position in `workers`. */
   cursor = 0;
+  /** QUEUED jobs whose submit is durable (runnable or delayed). */
   queued = 0;
+  /** QUEUED jobs waiting for a delay or backoff (included in `queued`). */
+  delayed = 0;
   running = 0;
+  /** Jobs of this kind in the job table in any state (PENDING to retained): the kind is forgotten at 0 with no workers. */
+  live = 0;
+  /** Finished jobs still retained, by state (LIST totals). */
+  retainedDone = 0;
+  retainedFailed = 0;
+  retainedCancelled = 0;
   done = 0;
   failed = 0;
   cancelled = 0;
@@ -226,6 +272,8 @@ export class ClientSession {
   closed = false;
   /** Waiters that asked for progress events, by job id. */
   progressJobs: Set<number> | null = null;
+  /** Jobs this session waits on: on close it is taken off each (DESIGN.md rule 3). */
+  readonly waits = new Set<Job>();
   constructor(
     readonly id: string,
     readonly name: string,
@@ -235,14 +283,21 @@ export class ClientSession {
 
 /** A connected worker and its credit (DESIGN.md "Routing"). */
 export class WorkerSession {
-  /** Jobs whose current attempt runs on this worker. */
+  /** Jobs whose current attempt runs on this worker (run timeouts are checked over these). */
   readonly running = new Set<Job>();
-  /** ASSIGNs not yet answered (includes abandoned attempts still winding down). */
-  outstanding = 0;
+  /**
+   * What the worker holds: job id → attempt, for every ASSIGN not yet
+   * answered, abandoned attempts still winding down included (DESIGN.md rule
+   * 2). Its size is the worker's used credit; only an answer for an attempt
+   * in here frees a slot.
+   */
+  readonly held = new Map<number, number>();
   draining = false;
   closed = false;
   /** Load the worker reported in its last heartbeat. */
   reportedLoad = 0;
+  /** Handlers the worker gave up on after an ABANDON (its last heartbeat). */
+  stuck = 0;
   lastHeartbeatAt: number;
   done = 0;
   failed = 0;
@@ -262,6 +317,20 @@ export type Session = ClientSession | WorkerSession;
 
 const EMPTY = Buffer.alloc(0);
 
+/** A SUBMIT that reused the key of a job whose own submit is not durable yet: answered with it. */
+interface KeyWaiter {
+  s: ClientSession;
+  requestId: number;
+  wait: boolean;
+  progress: boolean;
+}
+
+/** Bytes of an ASSIGN payload besides the kind and the args (protocol.ts hotFrameBytes). */
+const ASSIGN_FIXED_BYTES = 17 + 1;
+/** Bytes of an EVENT payload besides the data. */
+const EVENT_FIXED_BYTES = 15;
+const STORE_RETRY_MAX_MS = 5_000;
+
 /** The scheduler's state machine. See the module comment. */
 export class SchedulerCore {
   /** Jobs by id, in pages of 1,024 slots (ids are dense): 8 bytes a job instead of a hash entry. */
@@ -273,14 +342,29 @@ export class SchedulerCore {
   readonly #retained = new Deque<Job>();
   /** Idempotency keys of live and retained jobs. */
   readonly #keys = new Map<string, Job>();
+  /** Later SUBMITs with the key of a PENDING job, answered when its record settles. */
+  readonly #keyWaiters = new Map<Job, KeyWaiter[]>();
   readonly #workers = new Set<WorkerSession>();
+  /** FINISHING jobs whose final record failed to store: written again from tick(). */
+  #unstored: Job[] = [];
+  #storeRetryAt = 0;
+  #storeRetryDelay: number;
+  /** Bumped when a compaction snapshot starts: which side of it a record was appended on. */
+  #journalEpoch = 0;
+  /** Set by freeze(): nothing is dispatched, a lost worker's jobs are not charged. */
+  #frozen = false;
   #clients = 0;
   #queued = 0;
+  /** Jobs whose submit record is not durable yet (invisible, but they count against maxQueued). */
+  #pending = 0;
   #running = 0;
   #submitted = 0;
   #nextId = 1;
   #lastSample: number;
+  /** Wall-clock ms at the core's start: relative time t is wall time `epoch + t`. */
   readonly epoch: number;
+  /** Monotonic clock reading at the core's start. */
+  readonly #monoEpoch: number;
 
   readonly #defaultTimeoutMs: number;
   readonly #defaultRetries: number;
@@ -290,6 +374,10 @@ export class SchedulerCore {
   readonly #retainCount: number;
   readonly #retainMs: number;
   readonly #workerHighWaterBytes: number;
+  readonly #maxKinds: number;
+  readonly #maxPayloadBytes: number;
+  readonly #listScanIds: number;
+  readonly #storeRetryMs: number;
   readonly #serverVersion: string;
   readonly #clock: () => number;
   readonly #random: () => number;
@@ -308,36 +396,68 @@ export class SchedulerCore {
     this.#retainCount = opts.retainCount ?? 100_000;
     this.#retainMs = opts.retainMs ?? 3_600_000;
     this.#workerHighWaterBytes = opts.workerHighWaterBytes ?? 4 * 1024 * 1024;
+    this.#maxKinds = opts.maxKinds ?? 10_000;
+    this.#maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD;
+    this.#listScanIds = opts.listScanIds ?? 100_000;
+    this.#storeRetryMs = opts.storeRetryMs ?? 100;
+    this.#storeRetryDelay = this.#storeRetryMs;
     this.#serverVersion = opts.serverVersion ?? '0.0.0';
-    this.#clock = opts.now ?? Date.now;
+    this.#clock = opts.now ?? (() => performance.now());
     this.#random = opts.random ?? Math.random;
     this.#journal = opts.journal;
     this.#debug = opts.debug ?? false;
-    this.epoch = this.#clock();
+    this.epoch = Math.floor((opts.wallNow ?? Date.now)());
+    this.#monoEpoch = this.#clock();
     this.#lastSample = 0;
   }
 
-  /** Current time, relative to the epoch. */
+  /** Current time, whole ms since the core started (monotonic; small integers, not boxed doubles). */
   #now(): number {
-    return this.#clock() - this.epoch;
+    return Math.floor(this.#clock() - this.#monoEpoch);
   }
 
   #log(level: 'error' | 'info' | 'debug', line: string): void {
     this.#opts.log?.(level, line);
   }
 
+  /** The queue of a kind, created on first use; LIMIT_EXCEEDED past maxKinds (DESIGN.md rule 3). */
   #kind(name: string): KindQueue {
     let k = this.#kinds.get(name);
     if (k === undefined) {
+      if (this.#kinds.size >= this.#maxKinds) {
+        throw new TaskwireError('LIMIT_EXCEEDED', `too many job kinds: ${this.#kinds.size} exist (max ${this.#maxKinds}); kinds with no jobs and no workers are forgotten`);
+      }
       k = new KindQueue(name);
       this.#kinds.set(name, k);
     }
     return k;
   }
 
-  /** Number of QUEUED (and journal-pending) jobs. */
+  /** Forgets a kind that has no job and no worker left, so the kind table cannot only grow. */
+  #maybeForget(k: KindQueue): void {
+    if (k.live === 0 && k.workers.length === 0 && this.#kinds.get(k.name) === k) this.#kinds.delete(k.name);
+  }
+
+  /** Number of QUEUED jobs (durable ones: what STATS shows). */
   get queuedCount(): number {
     return this.#queued;
+  }
+
+  /** Number of distinct kinds known now. */
+  get kindCount(): number {
+    return this.#kinds.size;
+  }
+
+  /** Attempts workers hold now (running or winding down after an ABANDON). */
+  get heldCount(): number {
+    let n = 0;
+    for (const w of this.#workers) n += w.held.size;
+    return n;
+  }
+
+  /** Final records not yet durable (FINISHING jobs), including those waiting for a retry of the write. */
+  get unstoredCount(): number {
+    return this.#unstored.length;
   }
 
   // -------------------------------------------------------------------------
@@ -348,24 +468,37 @@ export class SchedulerCore {
     return new ClientSession(id, name, peer);
   }
 
-  openWorker(id: string, hello: HelloMessage, peer: Peer): WorkerSession {
-    const kinds = [...new Set(hello.capabilities)].map((k) => this.#kind(k));
+  /** A worker completed its handshake. Throws LIMIT_EXCEEDED when its kinds do not fit the kind table. */
+  openWorker(id: string, hello: HelloMessage, peer: Peer, beforeDispatch?: () => void): WorkerSession {
+    const names = [...new Set(hello.capabilities)];
+    const fresh = names.filter((n) => !this.#kinds.has(n)).length;
+    if (this.#kinds.size + fresh > this.#maxKinds) {
+      throw new TaskwireError('LIMIT_EXCEEDED', `too many job kinds: ${this.#kinds.size} exist, this worker adds ${fresh} (max ${this.#maxKinds})`);
+    }
+    const kinds = names.map((k) => this.#kind(k));
     const w = new WorkerSession(id, hello.name, peer, kinds, hello.concurrency, this.#now());
     for (const k of kinds) k.workers.push(w);
     this.#workers.add(w);
+    beforeDispatch?.(); // the WELCOME goes out before the first ASSIGN
     this.#dispatchWorker(w);
     return w;
   }
 
   /**
-   * A connection ended. A lost worker counts as a failed attempt of every job
-   * it held (DESIGN.md "Heartbeats"), so a job that kills workers ends FAILED.
+   * A connection is gone (failed, ended, half-closed or closed): the core
+   * hears it at once (DESIGN.md rule 2). A client is taken off every job it
+   * waits on. A lost worker counts as a failed attempt of every job it held
+   * (DESIGN.md "Heartbeats"), so a job that kills workers ends FAILED —
+   * except after freeze(), when a stopping scheduler re-queues them uncharged.
    */
   closeSession(s: Session, reason: string): void {
     if (s.closed) return;
     s.closed = true;
     if (s instanceof ClientSession) {
       this.#clients--;
+      for (const job of s.waits) this.#removeWaiter(job, s);
+      s.waits.clear();
+      s.progressJobs = null;
       return;
     }
     this.#workers.delete(s);
@@ -375,9 +508,12 @@ export class SchedulerCore {
     }
     const lost = [...s.running];
     s.running.clear();
+    s.held.clear();
     for (const job of lost) {
-      this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
+      if (this.#frozen) this.#requeueUncharged(job);
+      else this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
     }
+    for (const k of s.kinds) this.#maybeForget(k);
   }
 
   /** A message from a client (after the handshake). Throws TaskwireError for role violations. */
@@ -388,14 +524,14 @@ export class SchedulerCore {
       case 'WATCH':
         return this.#watch(s, msg.requestId, msg.jobId, msg.progress);
       case 'STATUS': {
-        const job = this.jobs.get(msg.jobId);
+        const job = this.#visible(msg.jobId);
         if (job === undefined) return this.#notFound(s.peer, msg.requestId, msg.jobId);
-        return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.jobInfo(job) });
+        return s.peer.send(this.#statusReply(msg.requestId, job));
       }
       case 'CANCEL':
         return this.#cancel(s.peer, msg.requestId, msg.jobId);
       case 'LIST':
-        return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.list(msg.state, msg.kind, msg.limit) });
+        return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.list(msg) });
       case 'WORKERS':
         return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.workersInfo() });
       case 'STATS':
@@ -435,39 +571,42 @@ export class SchedulerCore {
   handleWorker(w: WorkerSession, msg: Message): void {
     switch (msg.type) {
       case 'RESULT': {
-        this.#answered(w);
+        // DESIGN.md rule 2: only an answer for an attempt the worker holds frees a slot.
+        if (!this.#release(w, msg.jobId, msg.attempt)) return this.#ignoredAnswer(w, 'result', msg.jobId, msg.attempt);
         const job = this.jobs.get(msg.jobId);
-        if (job !== undefined && job.state === 'RUNNING' && job.worker === w && job.attempts === msg.attempt) {
+        if (job !== undefined && w.running.has(job) && job.attempts === msg.attempt) {
           w.running.delete(job);
-          w.done++;
-          this.#finish(job, 'DONE', Buffer.from(msg.result));
-        } else {
-          if (this.#debug) this.#log('debug', `ignored late result for job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
+          if (msg.result.length + EVENT_FIXED_BYTES > this.#maxPayloadBytes) {
+            w.failed++;
+            this.#attemptFailed(job, `result of ${msg.result.length} bytes is too large to deliver (max payload ${this.#maxPayloadBytes})`, true);
+          } else {
+            w.done++;
+            this.#finish(job, 'DONE', Buffer.from(msg.result)); // a copy: the frame is a view of the socket chunk
+          }
         }
         this.#dispatchWorker(w);
         return;
       }
       case 'FAIL': {
-        this.#answered(w);
+        if (!this.#release(w, msg.jobId, msg.attempt)) return this.#ignoredAnswer(w, 'failure', msg.jobId, msg.attempt);
         const job = this.jobs.get(msg.jobId);
-        if (job !== undefined && job.state === 'RUNNING' && job.worker === w && job.attempts === msg.attempt) {
+        if (job !== undefined && w.running.has(job) && job.attempts === msg.attempt) {
           w.running.delete(job);
           w.failed++;
           this.#attemptFailed(job, msg.message, msg.permanent);
-        } else {
-          if (this.#debug) this.#log('debug', `ignored late failure of job ${msg.jobId} attempt ${msg.attempt} from ${w.name}`);
         }
         this.#dispatchWorker(w);
         return;
       }
       case 'PROGRESS': {
         const job = this.jobs.get(msg.jobId);
-        if (job === undefined || job.state !== 'RUNNING' || job.worker !== w || job.attempts !== msg.attempt) return;
+        if (job === undefined || !w.running.has(job) || job.attempts !== msg.attempt) return;
         this.#notifyProgress(job, msg.pct, msg.message);
         return;
       }
       case 'HEARTBEAT':
         w.reportedLoad = msg.running;
+        w.stuck = msg.stuck ?? 0;
         w.lastHeartbeatAt = this.#now();
         return;
       case 'GOODBYE':
@@ -499,9 +638,21 @@ export class SchedulerCore {
     }
   }
 
-  #answered(w: WorkerSession): void {
-    // A worker answers every ASSIGN exactly once (PROTOCOL.md §5); clamp against a buggy one.
-    if (w.outstanding > 0) w.outstanding--;
+  /** Frees the worker's slot for (job, attempt) if it holds that attempt. */
+  #release(w: WorkerSession, jobId: number, attempt: number): boolean {
+    if (w.held.get(jobId) !== attempt) return false;
+    w.held.delete(jobId);
+    return true;
+  }
+
+  #ignoredAnswer(w: WorkerSession, what: string, jobId: number, attempt: number): void {
+    if (this.#debug) this.#log('debug', `ignored ${what} for job ${jobId} attempt ${attempt} from ${w.name}: not an attempt it holds`);
+  }
+
+  /** A job others may see: its submit is durable. PENDING jobs answer NOT_FOUND (DESIGN.md rule 1). */
+  #visible(jobId: number): Job | undefined {
+    const job = this.jobs.get(jobId);
+    return job === undefined || job.state === 'PENDING' ? undefined : job;
   }
 
   // -------------------------------------------------------------------------
@@ -511,16 +662,12 @@ export class SchedulerCore {
     if (m.kind === '') return this.#error(s.peer, m.requestId, 'INVALID_ARGUMENT', 'kind must not be empty');
     if (m.key !== '') {
       const existing = this.#keys.get(m.key);
-      if (existing !== undefined && existing.state === 'PENDING' && this.#journal !== undefined) {
-        // Its record is not durable yet: ACK only once it is. Callbacks run in append order, so this
-        // one (a duplicate record; replay ignores it) runs after the first, which decides the job's fate.
-        this.#journal.append(this.#submitRecord(existing), () => {
-          if (this.jobs.get(existing.id) !== existing || existing.state === 'PENDING') {
-            return this.#error(s.peer, m.requestId, 'JOURNAL_UNAVAILABLE', 'job not accepted, the journal could not store it');
-          }
-          s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: existing.id, existing: true });
-          if (m.wait) this.#addWaiter(existing, s, m.progress);
-        });
+      if (existing !== undefined && existing.state === 'PENDING') {
+        // Its record is not durable yet: answer with it once it is (or with its error). No second record.
+        const list = this.#keyWaiters.get(existing);
+        const kw = { s, requestId: m.requestId, wait: m.wait, progress: m.progress };
+        if (list === undefined) this.#keyWaiters.set(existing, [kw]);
+        else list.push(kw);
         return;
       }
       if (existing !== undefined) {
@@ -529,11 +676,22 @@ export class SchedulerCore {
         return;
       }
     }
-    if (this.#queued >= this.#maxQueued) {
-      return this.#error(s.peer, m.requestId, 'BUSY', `queue full: ${this.#queued} jobs queued (max ${this.#maxQueued})`);
+    // PROTOCOL.md §5.1: a job whose ASSIGN no worker could receive is refused now, not failed later.
+    const assignBytes = ASSIGN_FIXED_BYTES + Buffer.byteLength(m.kind) + m.args.length;
+    if (assignBytes > this.#maxPayloadBytes) {
+      return this.#error(s.peer, m.requestId, 'TOO_LARGE', `arguments of ${m.args.length} bytes would make an ASSIGN of ${assignBytes} bytes (max payload ${this.#maxPayloadBytes})`);
+    }
+    if (this.#queued + this.#pending >= this.#maxQueued) {
+      return this.#error(s.peer, m.requestId, 'BUSY', `queue full: ${this.#queued + this.#pending} jobs queued (max ${this.#maxQueued})`);
+    }
+    let kind: KindQueue;
+    try {
+      kind = this.#kind(m.kind);
+    } catch (err) {
+      if (err instanceof TaskwireError) return this.#error(s.peer, m.requestId, err.code, err.message);
+      throw err;
     }
     const now = this.#now();
-    const kind = this.#kind(m.kind);
     const job = new Job(
       this.#nextId++,
       kind,
@@ -548,52 +706,93 @@ export class SchedulerCore {
     );
     this.jobs.set(job.id, job);
     if (m.key !== '') this.#keys.set(m.key, job);
-    if (m.wait) this.#addWaiter(job, s, m.progress);
-    kind.submitted++;
-    kind.queued++;
-    this.#submitted++;
-    this.#queued++;
+    kind.live++;
     const journal = this.#journal;
     if (journal === undefined) {
+      this.#accepted(job);
       // ASSIGN first, so the worker starts one write sooner (docs/PERFORMANCE.md); the ACK is still
       // flushed in this tick, long before the job's EVENT can exist.
       this.#makeRunnable(job, now);
       s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
+      if (m.wait) this.#addWaiter(job, s, m.progress);
       return;
     }
-    // DESIGN.md "Durability": acknowledged only once the record is durable.
+    // DESIGN.md rule 1: invisible (PENDING) until the record is durable, then acknowledged.
     job.state = 'PENDING';
+    this.#pending++;
     journal.append(this.#submitRecord(job), (err) => {
-      if (job.state !== 'PENDING') return;
+      this.#pending--;
+      const waiters = this.#keyWaiters.get(job);
+      if (waiters !== undefined) this.#keyWaiters.delete(job);
       if (err !== null) {
         this.jobs.delete(job.id);
         if (job.key !== '' && this.#keys.get(job.key) === job) this.#keys.delete(job.key);
-        kind.queued--;
-        kind.submitted--;
-        this.#queued--;
+        kind.live--;
+        this.#maybeForget(kind);
         this.#log('error', `job ${job.id} not accepted: ${err.message}`);
-        this.#error(s.peer, m.requestId, 'JOURNAL_UNAVAILABLE', `job not accepted, the journal could not store it: ${err.message}`);
+        const text = `job not accepted, the journal could not store it: ${err.message}`;
+        this.#error(s.peer, m.requestId, 'JOURNAL_UNAVAILABLE', text);
+        if (waiters !== undefined) for (const kw of waiters) this.#error(kw.s.peer, kw.requestId, 'JOURNAL_UNAVAILABLE', text);
         return;
       }
       job.state = 'QUEUED';
+      this.#accepted(job);
       s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
+      if (m.wait) this.#addWaiter(job, s, m.progress);
+      if (waiters !== undefined) {
+        for (const kw of waiters) {
+          if (kw.s.closed) continue;
+          kw.s.peer.send({ type: 'ACK', requestId: kw.requestId, jobId: job.id, existing: true });
+          if (kw.wait) this.#addWaiter(job, kw.s, kw.progress);
+        }
+      }
       this.#makeRunnable(job, this.#now());
     });
+  }
+
+  /** A submit became visible: count it. */
+  #accepted(job: Job): void {
+    const kind = job.kind;
+    kind.submitted++;
+    kind.queued++;
+    this.#submitted++;
+    this.#queued++;
   }
 
   /** A QUEUED job enters its kind's heap, or the delay heap if not yet due. */
   #makeRunnable(job: Job, now: number): void {
     if (this.#debug) this.#log('debug', `job ${job.id} ${job.kind.name} QUEUED`);
     if (job.notBefore > now) {
-      this.#delayed.push(job);
+      this.#pushDelayed(job);
       return;
     }
     job.kind.heap.push(job);
     this.#dispatchKind(job.kind);
   }
 
+  #pushDelayed(job: Job): void {
+    if ((job.flags & DELAYED_FLAG) === 0) {
+      job.flags |= DELAYED_FLAG;
+      job.kind.delayed++;
+    }
+    this.#delayed.push(job);
+  }
+
+  /** The job left the delay heap (or finished while in it): no longer counted as delayed. */
+  #undelay(job: Job): void {
+    if ((job.flags & DELAYED_FLAG) === 0) return;
+    job.flags &= ~DELAYED_FLAG;
+    job.kind.delayed--;
+  }
+
   #hasCredit(w: WorkerSession): boolean {
-    return !w.draining && w.outstanding < w.concurrency && w.peer.writableLength < this.#workerHighWaterBytes;
+    return (
+      !this.#frozen &&
+      !w.closed &&
+      !w.draining &&
+      w.held.size < w.concurrency &&
+      w.peer.writableLength < this.#workerHighWaterBytes
+    );
   }
 
   /** Assigns runnable jobs of one kind while some worker of it has credit. */
@@ -633,11 +832,16 @@ export class SchedulerCore {
     }
   }
 
+  /** Dispatches every kind (after freeze() is lifted, for tests and embedders). */
+  #dispatchAll(): void {
+    for (const k of this.#kinds.values()) this.#dispatchKind(k);
+  }
+
   #peekRunnable(k: KindQueue): Job | undefined {
     for (;;) {
       const head = k.heap.peek();
-      if (head === undefined || head.state === 'QUEUED') return head;
-      k.heap.pop(); // cancelled while queued: removed lazily
+      if (head === undefined || (head.state === 'QUEUED' && (head.flags & FINISHING_FLAG) === 0)) return head;
+      k.heap.pop(); // cancelled (or being cancelled) while queued: removed lazily
     }
   }
 
@@ -657,7 +861,7 @@ export class SchedulerCore {
     kind.running++;
     this.#queued--;
     this.#running++;
-    w.outstanding++;
+    w.held.set(job.id, job.attempts);
     w.running.add(job);
     w.peer.send({
       type: 'ASSIGN',
@@ -675,13 +879,13 @@ export class SchedulerCore {
 
   /** The current attempt failed (error, timeout or lost worker): retry with backoff, or fail for good. */
   #attemptFailed(job: Job, reason: string, permanent: boolean): void {
+    if (permanent || job.attempts > job.maxRetries) {
+      this.#finish(job, 'FAILED', reason, permanent);
+      return;
+    }
     const kind = job.kind;
     kind.running--;
     this.#running--;
-    if (permanent || job.attempts > job.maxRetries) {
-      this.#finish(job, 'FAILED', reason, permanent, true);
-      return;
-    }
     const now = this.#now();
     const delay = backoffDelay(job.attempts - 1, { baseMs: this.#retryBaseMs, maxMs: this.#retryMaxMs, random: this.#random });
     job.state = 'QUEUED';
@@ -689,7 +893,8 @@ export class SchedulerCore {
     job.notBefore = now + delay;
     kind.queued++;
     this.#queued++;
-    this.#delayed.push(job);
+    this.#pushDelayed(job);
+    // A lost retry record costs only the attempt count after a crash (the job replays as queued).
     this.#journal?.append(
       { type: 'retry', id: job.id, attempts: job.attempts, notBefore: this.epoch + job.notBefore, error: reason },
       this.#logJournalError,
@@ -697,47 +902,138 @@ export class SchedulerCore {
     this.#log('info', `job ${job.id} attempt ${job.attempts} failed (${reason}); retry in ${delay} ms`);
   }
 
+  /** A RUNNING job whose worker went away while the scheduler stops: queued again, no attempt charged. */
+  #requeueUncharged(job: Job): void {
+    const kind = job.kind;
+    kind.running--;
+    this.#running--;
+    job.state = 'QUEUED';
+    job.attempts--;
+    kind.queued++;
+    this.#queued++;
+    kind.heap.push(job);
+  }
+
   readonly #logJournalError = (err: Error | null): void => {
     if (err !== null) this.#log('error', `journal write failed: ${err.message}`);
   };
 
   /**
-   * Moves a job to a final state. `wasCounted`: the job was RUNNING and
-   * `#attemptFailed` already took it off the running counters.
+   * Decides a job's outcome (from RUNNING, or CANCELLED from QUEUED). The
+   * caller has taken it off its worker's running set. With a journal the job
+   * is FINISHING until the record is durable (DESIGN.md rule 1): nothing
+   * shows the outcome before then. A DONE/FAILED record that fails to store
+   * is written again (with backoff) until it is stored: the job stays
+   * RUNNING to everyone meanwhile, and a crash before then runs it again
+   * (README "Durability"). A cancel whose record fails is refused instead.
    */
-  #finish(job: Job, state: 'DONE' | 'FAILED' | 'CANCELLED', outcome: Buffer | string | null, permanent = false, wasCounted = false): void {
-    const kind = job.kind;
-    if (job.state === 'RUNNING' && !wasCounted) {
+  #finish(
+    job: Job,
+    state: 'DONE' | 'FAILED' | 'CANCELLED',
+    outcome: Buffer | string | null,
+    permanent = false,
+    canceller: { peer: Peer; requestId: number } | null = null,
+  ): void {
+    const run = (job.run ??= new JobRun());
+    run.outcome = outcome;
+    run.finishedAt = this.#now();
+    const journal = this.#journal;
+    if (journal === undefined) {
+      this.#commitFinish(job, state, permanent);
+      if (canceller !== null) canceller.peer.send({ type: 'REPLY', requestId: canceller.requestId, body: this.jobInfo(job) });
+      return;
+    }
+    job.flags |= FINISHING_FLAG;
+    run.finalState = state;
+    run.finalPermanent = permanent;
+    run.canceller = canceller;
+    this.#storeFinal(job);
+  }
+
+  /** Appends a FINISHING job's final record; commits on success, retries or reverts on failure. */
+  #storeFinal(job: Job): void {
+    const run = job.run!;
+    run.finalEpoch = this.#journalEpoch;
+    this.#journal!.append(this.#finalRecord(job, run.finalState!, run.finalPermanent), (err) => {
+      if ((job.flags & FINISHING_FLAG) === 0) return;
+      if (err === null) {
+        this.#storeRetryDelay = this.#storeRetryMs;
+        const state = run.finalState!;
+        const canceller = run.canceller;
+        job.flags &= ~FINISHING_FLAG;
+        run.finalState = null;
+        run.canceller = null;
+        this.#commitFinish(job, state, run.finalPermanent);
+        if (canceller !== null) canceller.peer.send({ type: 'REPLY', requestId: canceller.requestId, body: this.jobInfo(job) });
+        return;
+      }
+      run.finalEpoch = -1;
+      if (run.finalState === 'CANCELLED') {
+        this.#revertCancel(job, err);
+        return;
+      }
+      this.#log('error', `job ${job.id} ${run.finalState}, but its record could not be stored (${err.message}); writing it again`);
+      if (this.#unstored.length === 0) this.#storeRetryAt = this.#now() + this.#storeRetryDelay;
+      this.#unstored.push(job);
+    });
+  }
+
+  /** A cancel whose record failed: refused, and the job carries on (re-queued if its attempt was abandoned). */
+  #revertCancel(job: Job, err: Error): void {
+    const run = job.run!;
+    const canceller = run.canceller;
+    job.flags &= ~FINISHING_FLAG;
+    run.finalState = null;
+    run.canceller = null;
+    run.outcome = null;
+    if (job.state === 'RUNNING') {
+      // Its worker was told to ABANDON: the attempt is over, the job runs again.
+      const kind = job.kind;
       kind.running--;
       this.#running--;
-    } else if (job.state === 'QUEUED' || job.state === 'PENDING') {
+      job.state = 'QUEUED';
+      kind.queued++;
+      this.#queued++;
+    }
+    this.#makeRunnable(job, this.#now());
+    this.#log('error', `cancel of job ${job.id} refused: ${err.message}`);
+    if (canceller !== null) {
+      this.#error(canceller.peer, canceller.requestId, 'JOURNAL_UNAVAILABLE', `job ${job.id} not cancelled, the journal could not store it: ${err.message}`);
+    }
+  }
+
+  /** Moves a job to its final state, once durable (or at once without a journal), and tells its waiters. */
+  #commitFinish(job: Job, state: 'DONE' | 'FAILED' | 'CANCELLED', permanent: boolean): void {
+    const kind = job.kind;
+    if (job.state === 'RUNNING') {
+      kind.running--;
+      this.#running--;
+    } else if (job.state === 'QUEUED') {
       kind.queued--;
       this.#queued--;
+      this.#undelay(job);
     }
     job.state = state;
-    job.outcome = outcome;
     // Finished jobs are retained for lookup (100,000 by default): without their arguments, that
     // memory does not grow with the payload size (docs/PERFORMANCE.md).
     job.args = '';
-    job.finishedAt = this.#now();
     if (permanent) job.flags |= PERMANENT_FLAG;
-    if (state === 'DONE') kind.done++;
-    else if (state === 'FAILED') kind.failed++;
-    else kind.cancelled++;
-    this.#retained.push(job);
-    if (state === 'FAILED') this.#log('info', `job ${job.id} FAILED after ${job.attempts} attempt(s): ${String(outcome)}`);
-    else if (this.#debug) this.#log('debug', `job ${job.id} ${state}`);
-    const journal = this.#journal;
-    if (journal === undefined) {
-      this.#notifyFinal(job, permanent);
+    if (state === 'DONE') {
+      kind.done++;
+      kind.retainedDone++;
+    } else if (state === 'FAILED') {
+      kind.failed++;
+      kind.retainedFailed++;
     } else {
-      // Tell waiters only once the outcome is durable, so a crash cannot un-finish a job they saw finish.
-      journal.append(this.#finalRecord(job, permanent), (err) => {
-        if (err !== null) this.#logJournalError(err);
-        this.#notifyFinal(job, permanent);
-      });
+      kind.cancelled++;
+      kind.retainedCancelled++;
     }
-    this.#evict(job.finishedAt);
+    this.#retained.push(job);
+    if (state === 'FAILED') this.#log('info', `job ${job.id} FAILED after ${job.attempts} attempt(s): ${String(job.outcome)}`);
+    else if (state === 'CANCELLED') this.#log('info', `job ${job.id} CANCELLED`);
+    else if (this.#debug) this.#log('debug', `job ${job.id} ${state}`);
+    this.#notifyFinal(job, permanent);
+    this.#evict(this.#now());
   }
 
   #notifyFinal(job: Job, permanent: boolean): void {
@@ -753,6 +1049,7 @@ export class SchedulerCore {
 
   #sendFinal(s: ClientSession, job: Job, permanent: boolean): void {
     if (s.closed) return;
+    s.waits.delete(job);
     s.progressJobs?.delete(job.id);
     s.peer.send(this.#finalEvent(job, permanent));
   }
@@ -788,11 +1085,24 @@ export class SchedulerCore {
       s.peer.send(this.#finalEvent(job, job.state === 'FAILED' && this.#wasPermanent(job)));
       return;
     }
+    if (s.closed) return;
     if (progress) (s.progressJobs ??= new Set()).add(job.id);
+    s.waits.add(job);
     const w = job.waiters;
     if (w === null) job.waiters = s;
     else if (w instanceof ClientSession) job.waiters = w === s ? w : [w, s];
     else if (!w.includes(s)) w.push(s);
+  }
+
+  #removeWaiter(job: Job, s: ClientSession): void {
+    const w = job.waiters;
+    if (w === s) job.waiters = null;
+    else if (Array.isArray(w)) {
+      const i = w.indexOf(s);
+      if (i >= 0) w.splice(i, 1);
+      if (w.length === 1) job.waiters = w[0]!;
+      else if (w.length === 0) job.waiters = null;
+    }
   }
 
   #wasPermanent(job: Job): boolean {
@@ -800,27 +1110,28 @@ export class SchedulerCore {
   }
 
   #watch(s: ClientSession, requestId: number, jobId: number, progress: boolean): void {
-    const job = this.jobs.get(jobId);
+    const job = this.#visible(jobId);
     if (job === undefined) return this.#notFound(s.peer, requestId, jobId);
     s.peer.send({ type: 'ACK', requestId, jobId, existing: true });
     this.#addWaiter(job, s, progress);
   }
 
   #cancel(peer: Peer, requestId: number, jobId: number): void {
-    const job = this.jobs.get(jobId);
-    // A PENDING job has not been acknowledged to anyone yet: it cannot be cancelled (its SUBMIT must get its ACK).
-    if (job === undefined || job.state === 'PENDING') return this.#notFound(peer, requestId, jobId);
+    // A PENDING job has not been acknowledged to anyone yet: it does not exist for others.
+    const job = this.#visible(jobId);
+    if (job === undefined) return this.#notFound(peer, requestId, jobId);
     if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
       return this.#error(peer, requestId, 'INVALID_STATE', `job ${jobId} is already ${job.state}`);
     }
+    if ((job.flags & FINISHING_FLAG) !== 0) {
+      return this.#error(peer, requestId, 'INVALID_STATE', `job ${jobId} is finishing (its outcome is being stored)`);
+    }
     if (job.state === 'RUNNING') {
       const w = job.worker!;
-      w.running.delete(job);
+      w.running.delete(job); // still held until the worker answers the ABANDON
       w.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'cancelled' });
     }
-    this.#finish(job, 'CANCELLED', null);
-    this.#log('info', `job ${job.id} CANCELLED`);
-    peer.send({ type: 'REPLY', requestId, body: this.jobInfo(job) });
+    this.#finish(job, 'CANCELLED', null, false, { peer, requestId });
   }
 
   #notFound(peer: Peer, requestId: number, jobId: number): void {
@@ -832,12 +1143,35 @@ export class SchedulerCore {
   }
 
   // -------------------------------------------------------------------------
+  // Stopping
+
+  /**
+   * Graceful stop, step 1 (DESIGN.md rule 1): assign nothing more; answers
+   * for running attempts are still accepted and stored. From now on a worker
+   * that goes away has its jobs re-queued without an attempt charged.
+   */
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  /** Undoes freeze() (a stop that was called off; tests). */
+  thaw(): void {
+    this.#frozen = false;
+    this.#dispatchAll();
+  }
+
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  // -------------------------------------------------------------------------
   // Time
 
   /**
    * Advances time: enforces run timeouts, releases delayed jobs and retries
-   * whose time has come, expires old finished jobs, samples rates. The server
-   * calls it from one timer; tests call it with a fake clock.
+   * whose time has come, writes again final records that failed, expires old
+   * finished jobs, samples rates. The server calls it from one timer; tests
+   * call it with a fake clock.
    */
   tick(): void {
     const now = this.#now();
@@ -845,21 +1179,30 @@ export class SchedulerCore {
       if (w.running.size === 0) continue;
       for (const job of w.running) {
         if (now - job.startedAt < job.timeoutMs) continue;
-        w.running.delete(job);
+        w.running.delete(job); // held until the worker answers the ABANDON
         w.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'timeout' });
         this.#attemptFailed(job, `timeout after ${job.timeoutMs} ms`, false);
       }
     }
-    const touched = new Set<KindQueue>();
+    let touched: Set<KindQueue> | undefined;
     for (;;) {
       const head = this.#delayed.peek();
       if (head === undefined || head.notBefore > now) break;
       this.#delayed.pop();
-      if (head.state !== 'QUEUED') continue;
+      if ((head.flags & DELAYED_FLAG) === 0 || head.state !== 'QUEUED') continue; // finished meanwhile, or a stale entry
+      this.#undelay(head);
+      if ((head.flags & FINISHING_FLAG) !== 0) continue; // being cancelled: re-pushed if the cancel fails
       head.kind.heap.push(head);
-      touched.add(head.kind);
+      (touched ??= new Set()).add(head.kind);
     }
-    for (const k of touched) this.#dispatchKind(k);
+    if (touched !== undefined) for (const k of touched) this.#dispatchKind(k);
+    if (this.#unstored.length > 0 && now >= this.#storeRetryAt) {
+      const again = this.#unstored;
+      this.#unstored = [];
+      this.#storeRetryDelay = Math.min(STORE_RETRY_MAX_MS, this.#storeRetryDelay * 2);
+      this.#storeRetryAt = now + this.#storeRetryDelay;
+      for (const job of again) if ((job.flags & FINISHING_FLAG) !== 0) this.#storeFinal(job);
+    }
     this.#evict(now);
     const dt = now - this.#lastSample;
     if (dt >= 1000) {
@@ -878,6 +1221,12 @@ export class SchedulerCore {
       retained.shift();
       this.jobs.delete(head.id);
       if (head.key !== '' && this.#keys.get(head.key) === head) this.#keys.delete(head.key);
+      const kind = head.kind;
+      if (head.state === 'DONE') kind.retainedDone--;
+      else if (head.state === 'FAILED') kind.retainedFailed--;
+      else kind.retainedCancelled--;
+      kind.live--;
+      this.#maybeForget(kind);
     }
   }
 
@@ -890,7 +1239,8 @@ export class SchedulerCore {
       case 'submit': {
         if (r.id >= this.#nextId) this.#nextId = r.id + 1;
         if (this.jobs.has(r.id)) return;
-        const kind = this.#kind(r.kind);
+        const kind = this.#kinds.get(r.kind) ?? new KindQueue(r.kind); // replay is not refused for maxKinds
+        this.#kinds.set(r.kind, kind);
         const job = new Job(
           r.id,
           kind,
@@ -907,6 +1257,8 @@ export class SchedulerCore {
         this.jobs.set(job.id, job);
         if (r.key !== '') this.#keys.set(r.key, job);
         kind.submitted++;
+        kind.live++;
+        this.#submitted++;
         return;
       }
       case 'retry': {
@@ -923,23 +1275,30 @@ export class SchedulerCore {
         const job = this.jobs.get(r.id);
         if (job === undefined || job.state !== 'PENDING') return;
         const kind = job.kind;
-        job.args = ''; // as in #finish: a finished job keeps its result, not its input
-        job.finishedAt = r.finishedAt - this.epoch;
-        if (r.type !== 'cancelled') job.run!.workerName = r.worker;
+        job.args = ''; // as in #commitFinish: a finished job keeps its result, not its input
+        const run = (job.run ??= new JobRun());
+        run.finishedAt = r.finishedAt - this.epoch;
+        if (r.type !== 'cancelled') {
+          run.workerName = r.worker;
+          if (r.startedAt !== undefined && r.startedAt > 0) run.startedAt = r.startedAt - this.epoch;
+        }
         if (r.type === 'done') {
           job.state = 'DONE';
           job.attempts = r.attempts;
-          job.outcome = Buffer.from(r.result); // a copy: replayed buffers are views of a read buffer
+          run.outcome = Buffer.from(r.result); // a copy: replayed buffers are views of a read buffer
           kind.done++;
+          kind.retainedDone++;
         } else if (r.type === 'failed') {
           job.state = 'FAILED';
           job.attempts = r.attempts;
-          job.outcome = r.error;
+          run.outcome = r.error;
           if (r.permanent) job.flags |= PERMANENT_FLAG;
           kind.failed++;
+          kind.retainedFailed++;
         } else {
           job.state = 'CANCELLED';
           kind.cancelled++;
+          kind.retainedCancelled++;
         }
         this.#retained.push(job);
         return;
@@ -965,21 +1324,40 @@ export class SchedulerCore {
       job.kind.queued++;
       this.#queued++;
       queued++;
-      if (job.notBefore > now) this.#delayed.push(job);
+      if (job.notBefore > now) this.#pushDelayed(job);
       else job.kind.heap.push(job);
     }
     this.#evict(now);
     return { queued, finished: this.#retained.size };
   }
 
-  /** Records describing the live state, for compaction; consumed synchronously. */
+  /**
+   * Records that rebuild the live state, for compaction. Lazy: the journal
+   * reads it in slices while the scheduler keeps serving (DESIGN.md rule 3),
+   * so each job is described as it is when reached. That is safe because
+   * the journal starts the snapshot (first record) at the instant it
+   * rotates segments: everything appended later is in the new segment and
+   * replays after the snapshot (replay is idempotent), jobs created later
+   * are not visited (ids from `#nextId` on), and a final record is included
+   * only if it was appended before that instant (whose durability the
+   * compaction requires) — never a cancel that may yet be refused.
+   */
   *snapshot(): Generator<JournalRecord> {
+    const epoch = ++this.#journalEpoch;
+    const end = this.#nextId;
     // Ids stay unique across restarts even when every job was dropped (issue 4).
-    yield { type: 'meta', nextId: this.#nextId };
-    for (const job of this.jobs.values()) {
+    yield { type: 'meta', nextId: end };
+    const first = this.jobs.values().next();
+    let id = first.done === true ? end : first.value.id;
+    for (; id < end; id++) {
+      const job = this.jobs.get(id);
+      if (job === undefined) continue;
       yield this.#submitRecord(job);
+      const run = job.run;
       if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
-        yield this.#finalRecord(job, this.#wasPermanent(job));
+        yield this.#finalRecord(job, job.state, this.#wasPermanent(job));
+      } else if (run !== null && run.finalState !== null && run.finalEpoch >= 0 && run.finalEpoch < epoch) {
+        yield this.#finalRecord(job, run.finalState, run.finalPermanent);
       } else if (job.attempts > 0) {
         yield {
           type: 'retry',
@@ -1008,15 +1386,21 @@ export class SchedulerCore {
     };
   }
 
-  #finalRecord(job: Job, permanent: boolean): JournalRecord {
-    const finishedAt = this.epoch + job.finishedAt;
-    const worker = job.run?.workerName ?? '';
-    if (job.state === 'DONE') {
-      const o = job.outcome;
-      return { type: 'done', id: job.id, attempts: job.attempts, result: Buffer.isBuffer(o) ? o : EMPTY, finishedAt, worker };
+  #finalRecord(job: Job, state: 'DONE' | 'FAILED' | 'CANCELLED', permanent: boolean): JournalRecord {
+    const run = job.run;
+    const finishedAt = this.epoch + (run?.finishedAt ?? 0);
+    const worker = run?.workerName ?? '';
+    const startedAt = job.attempts > 0 && run !== null ? this.epoch + run.startedAt : undefined;
+    const o = run?.outcome ?? null;
+    if (state === 'DONE') {
+      const r: JournalRecord = { type: 'done', id: job.id, attempts: job.attempts, result: Buffer.isBuffer(o) ? o : EMPTY, finishedAt, worker };
+      if (startedAt !== undefined) r.startedAt = startedAt;
+      return r;
     }
-    if (job.state === 'FAILED') {
-      return { type: 'failed', id: job.id, attempts: job.attempts, error: String(job.outcome ?? ''), permanent, finishedAt, worker };
+    if (state === 'FAILED') {
+      const r: JournalRecord = { type: 'failed', id: job.id, attempts: job.attempts, error: String(o ?? ''), permanent, finishedAt, worker };
+      if (startedAt !== undefined) r.startedAt = startedAt;
+      return r;
     }
     return { type: 'cancelled', id: job.id, finishedAt };
   }
@@ -1024,6 +1408,7 @@ export class SchedulerCore {
   // -------------------------------------------------------------------------
   // Reports
 
+  /** What STATUS, CANCEL and LIST say of a job (without the result bytes: see #statusReply). */
   jobInfo(job: Job): JobInfo {
     const state: JobState = job.state === 'PENDING' ? 'QUEUED' : job.state;
     const info: JobInfo = {
@@ -1036,68 +1421,144 @@ export class SchedulerCore {
       timeoutMs: job.timeoutMs,
       createdAt: this.epoch + job.createdAt,
     };
-    if (job.attempts > 0 && job.state !== 'QUEUED') info.startedAt = this.epoch + job.startedAt;
-    if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
-      info.finishedAt = this.epoch + job.finishedAt;
-    }
-    if (job.run !== null && job.run.workerName !== '') info.worker = job.run.workerName;
+    const run = job.run;
+    if (job.attempts > 0 && run !== null && run.startedAt !== 0) info.startedAt = this.epoch + run.startedAt;
+    const finished = job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED';
+    if (finished) info.finishedAt = this.epoch + job.finishedAt;
+    if (run !== null && run.workerName !== '') info.worker = run.workerName;
     const o = job.outcome;
-    if (job.state === 'DONE' && Buffer.isBuffer(o)) info.result = o.toString('utf8');
+    if (job.state === 'DONE' && Buffer.isBuffer(o)) info.resultBytes = o.length;
     if (job.state === 'FAILED' && typeof o === 'string') info.error = o;
     if (job.key !== '') info.key = job.key;
     if (job.state === 'QUEUED' && job.notBefore > this.#now()) info.notBefore = this.epoch + job.notBefore;
     return info;
   }
 
-  list(state: JobState | '', kind: string, limit: number): JobInfo[] {
-    const max = limit === 0 ? 100 : limit;
-    const out: JobInfo[] = [];
-    for (const job of this.jobs.values()) {
-      if (out.length >= max) break;
-      const s = job.state === 'PENDING' ? 'QUEUED' : job.state;
-      if (state !== '' && s !== state) continue;
-      if (kind !== '' && job.kind.name !== kind) continue;
-      out.push(this.jobInfo(job));
+  /** STATUS/CANCEL answer: JSON info plus the result as raw bytes (PROTOCOL.md §5.5), never escaped JSON. */
+  #statusReply(requestId: number, job: Job): Message {
+    const body = this.jobInfo(job);
+    const o = job.outcome;
+    if (job.state === 'DONE' && Buffer.isBuffer(o)) return { type: 'REPLY', requestId, body, data: o };
+    return { type: 'REPLY', requestId, body };
+  }
+
+  /**
+   * One page of jobs (PROTOCOL.md §5.6): newest first unless asked, from the
+   * cursor, at most LIST_MAX_LIMIT items and `listScanIds` ids looked at;
+   * items carry the result's size, not the result. `total` counts every
+   * visible job matching the filter, from counters (O(kinds)).
+   */
+  list(m: Pick<ListMessage, 'state' | 'kind' | 'limit'> & Partial<Pick<ListMessage, 'afterId' | 'order'>>): ListPage {
+    const limit = Math.min(m.limit === 0 ? 100 : m.limit, LIST_MAX_LIMIT);
+    const newest = m.order !== 'oldest';
+    const afterId = m.afterId ?? 0;
+    const jobs: JobInfo[] = [];
+    const lowest = this.#lowestId();
+    let id: number;
+    if (newest) id = afterId === 0 ? this.#nextId - 1 : Math.min(afterId - 1, this.#nextId - 1);
+    else id = Math.max(afterId + 1, lowest);
+    let budget = this.#listScanIds;
+    const kindFilter = m.kind;
+    const stateFilter = m.state;
+    let next = 0;
+    while (newest ? id >= lowest && id > 0 : id < this.#nextId) {
+      if (jobs.length >= limit || budget-- <= 0) {
+        next = newest ? id + 1 : id - 1;
+        break;
+      }
+      const job = this.jobs.get(id);
+      id += newest ? -1 : 1;
+      if (job === undefined || job.state === 'PENDING') continue;
+      if (kindFilter !== '' && job.kind.name !== kindFilter) continue;
+      if (stateFilter !== '' && job.state !== stateFilter) continue;
+      const info = this.jobInfo(job);
+      if (info.error !== undefined && info.error.length > LIST_ERROR_CHARS) info.error = info.error.slice(0, LIST_ERROR_CHARS) + '…';
+      jobs.push(info);
     }
-    return out;
+    return { jobs, total: this.#countMatching(stateFilter, kindFilter), next };
+  }
+
+  #lowestId(): number {
+    const first = this.jobs.values().next();
+    return first.done === true ? this.#nextId : first.value.id;
+  }
+
+  #countMatching(state: JobState | '', kind: string): number {
+    const count = (k: KindQueue): number => {
+      switch (state) {
+        case '':
+          return k.queued + k.running + k.retainedDone + k.retainedFailed + k.retainedCancelled;
+        case 'QUEUED':
+          return k.queued;
+        case 'RUNNING':
+          return k.running;
+        case 'DONE':
+          return k.retainedDone;
+        case 'FAILED':
+          return k.retainedFailed;
+        case 'CANCELLED':
+          return k.retainedCancelled;
+        default:
+          return assertNever(state);
+      }
+    };
+    if (kind !== '') {
+      const k = this.#kinds.get(kind);
+      return k === undefined ? 0 : count(k);
+    }
+    let n = 0;
+    for (const k of this.#kinds.values()) n += count(k);
+    return n;
   }
 
   workersInfo(): WorkerInfo[] {
+    const now = this.#now();
     return [...this.#workers].map((w) => ({
       id: w.id,
       name: w.name,
       capabilities: w.kinds.map((k) => k.name),
       concurrency: w.concurrency,
-      running: w.outstanding,
+      running: w.held.size,
       draining: w.draining,
       connectedAt: this.epoch + w.connectedAt,
       lastHeartbeatAt: this.epoch + w.lastHeartbeatAt,
+      heartbeatAgeMs: Math.max(0, Math.round(now - w.lastHeartbeatAt)),
+      stuck: w.stuck,
       done: w.done,
       failed: w.failed,
     }));
   }
 
+  /**
+   * Counters, O(kinds) (DESIGN.md rule 3). `oldestQueuedMs` is the wait of
+   * the job next in line, as Sidekiq's queue latency: the older of the two
+   * heads of the kind's run queue, measured from when it became runnable.
+   */
   stats(): StatsInfo {
     const now = this.#now();
     const kinds: Record<string, KindStats> = {};
     for (const k of this.#kinds.values()) {
-      let oldest = Infinity;
-      for (const job of k.heap.values()) {
-        if (job.state === 'QUEUED' && job.createdAt < oldest) oldest = job.createdAt;
+      const head = this.#peekRunnable(k);
+      let oldestQueuedMs = 0;
+      if (head !== undefined) {
+        const since = head.notBefore > 0 ? head.notBefore : head.createdAt;
+        oldestQueuedMs = Math.max(0, Math.round(now - since));
       }
       kinds[k.name] = {
         queued: k.queued,
         running: k.running,
+        delayed: k.delayed,
         done: k.done,
         failed: k.failed,
         cancelled: k.cancelled,
-        oldestQueuedMs: oldest === Infinity ? 0 : now - oldest,
+        oldestQueuedMs,
         donePerSec: Math.round(k.donePerSec),
         submittedPerSec: Math.round(k.submittedPerSec),
+        workers: k.workers.length,
       };
     }
     return {
-      uptimeMs: now,
+      uptimeMs: Math.round(now),
       serverVersion: this.#serverVersion,
       connections: { clients: this.#clients, workers: this.#workers.size },
       totals: { queued: this.#queued, running: this.#running, retained: this.#retained.size, submitted: this.#submitted },

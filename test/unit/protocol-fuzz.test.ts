@@ -27,7 +27,8 @@ import {
 const SEED = Number(process.env['TASKWIRE_SEED'] ?? 0x7a5c3e11) >>> 0;
 
 
-const MESSAGE_TYPES = Object.keys(Command) as MessageType[];
+/** Every message type; a REPLY with `data` travels as REPLY_DATA, its own command byte. */
+const MESSAGE_TYPES = Object.keys(Command).filter((c) => c !== 'REPLY_DATA') as MessageType[];
 const EVENTS: JobEvent[] = ['done', 'failed', 'progress', 'cancelled'];
 const REASONS: AbandonReason[] = ['timeout', 'cancelled', 'lost'];
 const CODES = Object.keys(ErrorCode) as ErrorCode[];
@@ -153,14 +154,22 @@ function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYPES)): M
     case 'STATUS':
     case 'CANCEL':
       return { type, requestId: rng.uint(U32_MAX), jobId: rng.jobId() };
-    case 'LIST':
-      return { type, requestId: rng.uint(U32_MAX), state: rng.pick(['', ...JOB_STATES] as const), kind: str8(), limit: rng.uint(U32_MAX) };
+    case 'LIST': {
+      const m: Message = { type, requestId: rng.uint(U32_MAX), state: rng.pick(['', ...JOB_STATES] as const), kind: str8(), limit: rng.uint(U32_MAX) };
+      if (rng.bool()) {
+        m.afterId = rng.jobId();
+        m.order = rng.pick(['newest', 'oldest'] as const);
+      }
+      return m;
+    }
     case 'WORKERS':
     case 'STATS':
     case 'COMPACT':
       return { type, requestId: rng.uint(U32_MAX) };
     case 'REPLY':
-      return { type, requestId: rng.uint(U32_MAX), body: rng.json() };
+      return rng.bool()
+        ? { type, requestId: rng.uint(U32_MAX), body: rng.json() }
+        : { type, requestId: rng.uint(U32_MAX), body: rng.json(), data: rng.bytes(64) };
   }
 }
 

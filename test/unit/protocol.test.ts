@@ -155,6 +155,7 @@ const SAMPLES: Samples = {
   HEARTBEAT: [
     { type: 'HEARTBEAT', running: 0 },
     { type: 'HEARTBEAT', running: U32_MAX },
+    { type: 'HEARTBEAT', running: 3, stuck: 2 },
   ],
   GOODBYE: [
     { type: 'GOODBYE', reason: '' },
@@ -229,6 +230,8 @@ const SAMPLES: Samples = {
   ],
   LIST: [
     { type: 'LIST', requestId: 0, state: '', kind: '', limit: 0 },
+    { type: 'LIST', requestId: 9, state: 'DONE', kind: 'k', limit: 5, afterId: 2 ** 53 - 1, order: 'oldest' },
+    { type: 'LIST', requestId: 10, state: '', kind: '', limit: 0, afterId: 0, order: 'newest' },
     ...JOB_STATES.map((state, i): Extract<Message, { type: 'LIST' }> => ({
       type: 'LIST', requestId: U32_MAX - i, state, kind: i % 2 === 0 ? ASCII_255 : '🚀', limit: i === 0 ? U32_MAX : i,
     })),
@@ -255,6 +258,12 @@ const SAMPLES: Samples = {
     { type: 'REPLY', requestId: 5, body: { text: TEXT, nested: { deep: [1, 'two', false, null] } } },
     { type: 'REPLY', requestId: 6, body: 42 },
   ],
+  // A REPLY whose bytes travel beside the JSON (§5.5): the same message type, its own command byte.
+  REPLY_DATA: [
+    { type: 'REPLY', requestId: 7, body: JOB_INFO, data: Buffer.from([0, 0xff, 0xfe, 0x22, 0x5c]) },
+    { type: 'REPLY', requestId: U32_MAX, body: null, data: Buffer.alloc(0) },
+    { type: 'REPLY', requestId: 8, body: { text: TEXT }, data: Buffer.from(TEXT) },
+  ],
 };
 
 const ALL: Message[] = Object.values(SAMPLES).flat();
@@ -265,7 +274,7 @@ describe('round trip: decodeMessage(encode(msg)) equals msg', () => {
   it('covers every command byte of the protocol', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual(Object.keys(Command).sort());
     expect(new Set(Object.values(Command)).size).toBe(Object.keys(Command).length);
-    for (const msg of ALL) expect(encode(msg)[0]).toBe(Command[msg.type]);
+    for (const msg of ALL) expect(encode(msg)[0]).toBe(msg.type === 'REPLY' && msg.data !== undefined ? Command.REPLY_DATA : Command[msg.type]);
   });
 
   it.each(ALL.map((msg, i) => [`${i} ${msg.type}`, msg] as const))('%s', (_name, msg) => {
@@ -509,7 +518,8 @@ describe('decodeMessage rejects malformed payloads with a typed ProtocolError', 
   });
 
   it('BAD_FRAME for trailing bytes after a fixed layout', () => {
-    for (const msg of [SAMPLES.ACK[0]!, SAMPLES.WATCH[0]!, SAMPLES.ABANDON[0]!, SAMPLES.STATUS[0]!, SAMPLES.CANCEL[0]!, SAMPLES.LIST[0]!, SAMPLES.WORKERS[0]!, SAMPLES.STATS[0]!, SAMPLES.COMPACT[0]!, SAMPLES.HEARTBEAT[0]!]) {
+    for (const msg of [SAMPLES.ACK[0]!, SAMPLES.WATCH[0]!, SAMPLES.ABANDON[0]!, SAMPLES.STATUS[0]!, SAMPLES.CANCEL[0]!, SAMPLES.LIST[1]!, SAMPLES.WORKERS[0]!, SAMPLES.STATS[0]!, SAMPLES.COMPACT[0]!, SAMPLES.HEARTBEAT[2]!]) {
+      // (LIST and HEARTBEAT have optional trailers: the samples carry them, so one more byte is trailing.)
       const { command, payload } = frameOf(encode(msg));
       expectProtocolError(() => decodeMessage({ command, payload: Buffer.concat([payload, Buffer.from([0])]) }), 'BAD_FRAME');
     }

@@ -178,7 +178,7 @@ describe('SchedulerCore failures, timeouts and fencing', () => {
     const events = t.clientPeer.take('EVENT');
     expect(events).toHaveLength(1);
     expect(events[0]!.data.toString()).toBe('right');
-    expect(t.core.jobInfo(t.core.jobs.get(id)!).result).toBe('right');
+    expect(String(t.core.jobs.get(id)!.outcome)).toBe('right');
   });
 
   it('hands a lost worker’s jobs to another and counts the loss as a failed attempt', () => {
@@ -333,12 +333,12 @@ describe('SchedulerCore journal', () => {
     for (const r of t.core.snapshot()) replayed.replay(r);
     expect(replayed.finishReplay()).toEqual({ queued: 2, finished: 1 });
     const info = (id: number) => replayed.jobInfo(replayed.jobs.get(id)!);
-    expect(info(done)).toMatchObject({ state: 'DONE', result: 'A' });
+    expect(info(done)).toMatchObject({ state: 'DONE', resultBytes: 1 });
     expect(info(running)).toMatchObject({ state: 'QUEUED', attempts: 1 });
     expect(info(queued)).toMatchObject({ state: 'QUEUED', key: 'kc', priority: 7 });
     // The log replayed after the snapshot repeats records: applying them again changes nothing.
     for (const r of records) replayed.replay(r);
-    expect(info(done)).toMatchObject({ state: 'DONE', result: 'A' });
+    expect(info(done)).toMatchObject({ state: 'DONE', resultBytes: 1 });
     // New ids continue after the replayed ones.
     const peer = new FakePeer();
     const c = replayed.openClient('c', 'c', peer);
