@@ -232,6 +232,8 @@ export class FakeScheduler extends EventEmitter {
       case 'STATUS': {
         const job = this.jobs.get(msg.jobId);
         if (job === undefined) return this.#notFound(s, msg.requestId, msg.jobId);
+        // The result travels as bytes beside the JSON (REPLY_DATA, PROTOCOL.md §5.5).
+        if (job.result !== undefined) return s.send({ type: 'REPLY', requestId: msg.requestId, body: info(job), data: job.result });
         return s.send({ type: 'REPLY', requestId: msg.requestId, body: info(job) });
       }
       case 'CANCEL': {
@@ -248,11 +250,11 @@ export class FakeScheduler extends EventEmitter {
         return;
       }
       case 'LIST': {
-        const body = [...this.jobs.values()]
+        const matching = [...this.jobs.values()]
           .filter((j) => (msg.state === '' || j.state === msg.state) && (msg.kind === '' || j.kind === msg.kind))
-          .slice(0, msg.limit === 0 ? 100 : msg.limit)
-          .map(info);
-        return s.send({ type: 'REPLY', requestId: msg.requestId, body });
+          .reverse(); // newest first, as the scheduler (PROTOCOL.md §5.6)
+        const jobs = matching.slice(0, msg.limit === 0 ? 100 : msg.limit).map(info);
+        return s.send({ type: 'REPLY', requestId: msg.requestId, body: { jobs, total: matching.length, next: 0 } });
       }
       case 'WORKERS':
         return s.send({
@@ -346,7 +348,7 @@ function info(job: FakeJob): JobInfo {
     timeoutMs: 10_000,
     createdAt: job.createdAt,
   };
-  if (job.result !== undefined) out.result = job.result.toString('utf8');
+  if (job.result !== undefined) out.resultBytes = job.result.length;
   if (job.error !== undefined) out.error = job.error;
   if (job.key !== '') out.key = job.key;
   return out;

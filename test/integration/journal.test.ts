@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Client, type EnqueueResult } from '../../src/client.js';
 import { TaskwireError } from '../../src/lib/errors.js';
 import type { JournalFaults } from '../../src/lib/journal.js';
+import { waitFor } from '../helpers/wait.js';
 import { CountingWorker, rng, sha256, tempDir } from '../helpers/journal.js';
 import { spawnScheduler, spawnTs, type Child } from '../helpers/process.js';
 import { startScheduler } from '../helpers/scheduler.js';
@@ -186,15 +187,23 @@ describe('journal: failing disk', () => {
     // A duplicate key arriving while the first SUBMIT is not yet durable shares its fate: no early ACK.
     const twins = await Promise.all([1, 2].map(() => client.enqueue('sha256', 'twin', { key: 'twin' }).then(() => 'ACK', codeOf)));
     expect(twins).toEqual(['JOURNAL_UNAVAILABLE', 'JOURNAL_UNAVAILABLE']);
-    // Still serving: reads work, and acknowledged jobs run (their results may not be durable yet).
+    // Still serving: reads work, and acknowledged jobs run; but no outcome is reported before it is
+    // stored (DESIGN.md rule 1): the jobs stay RUNNING while their records cannot be written.
     const stats = await client.stats();
     expect(stats.totals.queued).toBe(50);
     const worker = new CountingWorker(a.port, 8);
     await worker.start();
-    const early = await Promise.all(before.map((b) => client.wait(b.id)));
-    early.forEach((r, i) => expect(r.text()).toBe(sha256(`early-${i}`)));
+    let reported = 0;
+    const waits = before.map((b) => client.wait(b.id).then((r) => (reported++, r)));
+    await waitFor(() => worker.total >= 50, 'every early job to run');
+    await waitFor(async () => (await client.stats()).totals.running === 50, 'all 50 outcomes to be held back');
+    expect(reported).toBe(0);
+    expect((await client.status(before[0]!.id)).state).toBe('RUNNING');
 
-    fault = 'none'; // space is back
+    fault = 'none'; // space is back: the held outcomes are written again, then reported
+    const early = await Promise.all(waits);
+    early.forEach((r, i) => expect(r.text()).toBe(sha256(`early-${i}`)));
+    expect(worker.total).toBe(50); // not run twice
     const late = await client.enqueue('sha256', 'late');
     const [t1, t2] = await Promise.all([1, 2].map(() => client.enqueue('sha256', 'twin', { key: 'twin' })));
     expect(t2!.id).toBe(t1!.id);
