@@ -275,7 +275,7 @@ export class Scheduler {
             if (err !== undefined) this.#log('info', `connection ${id} from ${conn.remote} closed before HELLO: ${err.message}`);
             return;
           }
-          const reason = err?.message ?? 'connection closed';
+          const reason = err === undefined ? 'connection closed' : err instanceof TaskwireError ? `${err.code}: ${err.message}` : err.message;
           core.closeSession(session, reason);
           const what = session instanceof WorkerSession ? `worker ${session.name}` : `client ${session.name}`;
           this.#log(err === undefined ? 'info' : 'error', `${what} (${id}) disconnected${err ? `: ${reason}` : ''}`);
@@ -427,6 +427,12 @@ Options:
   --heartbeat-ms MS         heartbeat interval; silent peers dropped after 3 (default 1000)
   --hello-timeout-ms MS     close connections that send no HELLO (default 5000)
   --max-payload-bytes N     largest frame payload (default 16777216)
+  --max-kinds N             distinct job kinds at most; kinds with no jobs and no
+                            workers are forgotten (default 10000)
+  --max-buffered-bytes N    close a peer that does not read once N bytes wait unsent
+                            to it, with SLOW_CONSUMER (default 67108864)
+  --stop-grace-ms MS        on SIGTERM, let running jobs finish for MS ms; jobs still
+                            running are queued again at the next start (default 10000)
   --token TOKEN             require this token in every HELLO
   --log-level LEVEL         silent | error | info | debug (default info)
   -h, --help                show this help
@@ -453,6 +459,9 @@ function parseCli(argv: string[]): SchedulerOptions {
       'heartbeat-ms': { type: 'string' },
       'hello-timeout-ms': { type: 'string' },
       'max-payload-bytes': { type: 'string' },
+      'max-kinds': { type: 'string' },
+      'max-buffered-bytes': { type: 'string' },
+      'stop-grace-ms': { type: 'string' },
       token: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -482,6 +491,9 @@ function parseCli(argv: string[]): SchedulerOptions {
     helloTimeoutMs: parseUint('hello-timeout-ms', values['hello-timeout-ms'], 5_000),
     maxPayloadBytes: parseUint('max-payload-bytes', values['max-payload-bytes'], DEFAULT_MAX_PAYLOAD, 0xffff_ffff),
     compactBytes: parseUint('compact-bytes', values['compact-bytes'], 64 * 1024 * 1024),
+    maxKinds: parseUint('max-kinds', values['max-kinds'], 10_000),
+    maxBufferedBytes: parseUint('max-buffered-bytes', values['max-buffered-bytes'], 64 * 1024 * 1024),
+    stopGraceMs: parseUint('stop-grace-ms', values['stop-grace-ms'], 10_000),
     repair: values.repair ?? false,
     logLevel: (logLevel as LogLevel | undefined) ?? 'info',
   };

@@ -160,7 +160,7 @@ describe('record encoding', () => {
     expect(decodeBody(Buffer.from([99]), 0, 1)).toBeNull(); // unknown type
     expect(decodeBody(body, 0, body.length - 1)).toBeNull(); // cut short
     // A trailing byte after the last (optional) field:
-    const full = encodeRecord({ ...done(1), startedAt: NOW }).subarray(RECORD_HEADER_BYTES);
+    const full = encodeRecord({ ...(done(1) as Extract<JournalRecord, { type: 'done' }>), startedAt: NOW }).subarray(RECORD_HEADER_BYTES);
     expect(decodeBody(Buffer.concat([full, Buffer.from([0])]), 0, full.length + 1)).toBeNull();
   });
 });

@@ -139,7 +139,7 @@ const STATS_INFO: StatsInfo = {
   journal: { fsync: 'batch', bytes: 4096, recordsReplayed: 0, recoverMs: 1, lastCompactionAt: null, compactions: 0 },
 };
 
-type Samples = { [K in MessageType]: Extract<Message, { type: K }>[] };
+type Samples = { [K in MessageType]: Extract<Message, { type: K }>[] } & { REPLY_DATA: Extract<Message, { type: 'REPLY' }>[] };
 
 /** At least one sample of every message type (the type makes a missing one a compile error), with edge values. */
 const SAMPLES: Samples = {
