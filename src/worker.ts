@@ -63,6 +63,13 @@ export interface WorkerOptions {
   connectTimeoutMs?: number;
   /** How long {@link Worker.drain} lets running jobs finish by default. Default 30000 ms. */
   drainGraceMs?: number;
+  /**
+   * After the scheduler abandons an attempt (timeout, cancel), how long its
+   * handler may take to settle once its signal is aborted. Past it the worker
+   * gives the slot back anyway (a retryable FAIL), counts the handler in
+   * {@link Worker.stuck} and logs it at `error`. Default 5000 ms.
+   */
+  abandonGraceMs?: number;
   /** Emulation: every job takes this long before its handler runs. Default 0. */
   processingMs?: number;
   /** Emulation: probability in [0, 1] that an attempt fails retryably ("simulated failure"). Default 0. */
@@ -94,7 +101,10 @@ export interface ReconnectInfo {
   error: Error | undefined;
 }
 
-/** Events of a {@link Worker}. No `error` event: link failures are reported by these and retried. */
+/**
+ * Events of a {@link Worker}. Link failures are reported by `disconnected`
+ * and `reconnecting` and retried; only a final refusal is an `error`.
+ */
 export interface WorkerEvents {
   /** The scheduler accepted us (WELCOME); jobs may arrive now. */
   ready: [info: ReadyInfo];
@@ -102,9 +112,30 @@ export interface WorkerEvents {
   disconnected: [err: Error | undefined];
   /** A new connection attempt is scheduled. */
   reconnecting: [info: ReconnectInfo];
-  /** The worker has stopped for good (after drain() or destroy()). */
+  /**
+   * The scheduler refused the HELLO with a code it will not change its mind
+   * about (`AUTH_FAILED`, `BAD_VERSION`): the worker stops for good. Emitted
+   * only when `start()` had already resolved (a later reconnect was refused)
+   * or a listener is attached; otherwise `start()` rejects with it.
+   */
+  error: [err: TaskwireError];
+  /** A handler ignored its abort signal past `abandonGraceMs`; its slot was given back. */
+  stuck: [info: StuckInfo];
+  /** The worker has stopped for good (after drain(), destroy() or a final refusal). */
   close: [];
 }
+
+/** Payload of the `stuck` event. */
+export interface StuckInfo {
+  jobId: number;
+  attempt: number;
+  kind: string;
+  /** Handlers stuck now, this one included ({@link Worker.stuck}). */
+  stuck: number;
+}
+
+/** HELLO refusals that no retry can fix (PROTOCOL.md §6): the worker gives up on them. */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set(['AUTH_FAILED', 'BAD_VERSION']);
 
 /** Request id of the STATUS that tells a draining worker the scheduler has seen its GOODBYE. */
 const DRAIN_BARRIER_ID = 1;
@@ -164,6 +195,10 @@ class Job implements JobContext {
   tracked = false;
   /** Another attempt of the same job in `session.jobs`. */
   next: Job | undefined = undefined;
+  /** Valid after an ABANDON: gives the slot back if the handler outlives the abandon grace. */
+  graceTimer: NodeJS.Timeout | undefined = undefined;
+  /** The handler outlived the abandon grace and has not settled yet (counted in `Worker.stuck`). */
+  stuck = false;
   #lastPct = -1;
   #lastMessage = '';
 
@@ -173,6 +208,11 @@ class Job implements JobContext {
     readonly attempt: number,
     readonly kind: string,
   ) {}
+
+  /** Largest result the scheduler accepts on this connection (from WELCOME). */
+  get maxResultBytes(): number {
+    return this.session.maxResultBytes;
+  }
 
   get signal(): AbortSignal {
     let c = this.#controller;
@@ -232,10 +272,12 @@ function describe(err: Error | undefined): string {
  * are aborted (the scheduler re-queues their jobs) and the worker reconnects
  * with exponential backoff and jitter until {@link drain} or {@link destroy}.
  *
- * Never emits `error`: link failures surface as `disconnected` and
- * `reconnecting` events (and log lines), and are retried. A scheduler that
- * refuses the HELLO (`AUTH_FAILED`, `BAD_VERSION`) is retried too, with
- * backoff: the operator may fix the scheduler.
+ * Link failures surface as `disconnected` and `reconnecting` events (and log
+ * lines), and are retried. A scheduler that refuses the HELLO with
+ * `AUTH_FAILED` or `BAD_VERSION` will not change its mind: the worker stops,
+ * and `start()` rejects with that error (or `error` is emitted, when it came
+ * on a later reconnect). A handler that ignores its abort signal after an
+ * ABANDON has its slot given back after `abandonGraceMs` ({@link stuck}).
  *
  * @example
  * const worker = new Worker({ server: '127.0.0.1:9001', concurrency: 8 });
@@ -262,6 +304,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #reconnectMaxMs: number;
   readonly #connectTimeoutMs: number;
   readonly #drainGraceMs: number;
+  readonly #abandonGraceMs: number;
   readonly #processingMs: number;
   readonly #failRate: number;
   readonly #random: () => number;
@@ -272,10 +315,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #session: Session | undefined;
   /** Consecutive failed connections; reset by WELCOME. */
   #attempts = 0;
+  /** Connections the scheduler has accepted so far. */
+  #connections = 0;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   #started: Promise<void> | undefined;
   #resolveStarted: (() => void) | undefined;
+  #rejectStarted: ((err: Error) => void) | undefined;
+  /** Handlers that outlived the abandon grace and have not settled yet, across connections. */
+  #stuck = 0;
   #stopped: Promise<void> | undefined;
   #resolveStopped: (() => void) | undefined;
 
@@ -302,11 +350,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5_000;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.#drainGraceMs = opts.drainGraceMs ?? 30_000;
+    this.#abandonGraceMs = opts.abandonGraceMs ?? 5_000;
     this.#processingMs = opts.processingMs ?? 0;
     checkInt('reconnectBaseMs', this.#reconnectBaseMs, 1);
     checkInt('reconnectMaxMs', this.#reconnectMaxMs, 1);
     checkInt('connectTimeoutMs', this.#connectTimeoutMs, 1);
     checkInt('drainGraceMs', this.#drainGraceMs, 0);
+    checkInt('abandonGraceMs', this.#abandonGraceMs, 0);
     checkInt('processingMs', this.#processingMs, 0);
     this.#failRate = opts.failRate ?? 0;
     if (!(this.#failRate >= 0 && this.#failRate <= 1)) {
@@ -338,11 +388,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /**
+   * Handlers that ignored their abort signal for longer than `abandonGraceMs`
+   * after an ABANDON, and have not settled since. Their slots were given back,
+   * but they still hold whatever they hold: a leak to look into. Reported to
+   * the scheduler in every HEARTBEAT.
+   */
+  get stuck(): number {
+    return this.#stuck;
+  }
+
+  /**
    * Connects, and keeps reconnecting until {@link drain} or {@link destroy}.
    * Resolves at the first `ready` (WELCOME), or when the worker is stopped
    * before that; never rejects for link failures (they are retried).
    * Rejects with `INVALID_ARGUMENT` when a configured capability has no
-   * handler. Idempotent.
+   * handler, and with `AUTH_FAILED` or `BAD_VERSION` when the scheduler
+   * refuses the HELLO (final: the worker stops). Idempotent.
    */
   start(): Promise<void> {
     if (this.#started !== undefined) return this.#started;
@@ -353,8 +414,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       return Promise.reject(err);
     }
     this.#state = 'running';
-    this.#started = new Promise((resolve) => {
+    this.#started = new Promise((resolve, reject) => {
       this.#resolveStarted = resolve;
+      this.#rejectStarted = reject;
     });
     this.#connect();
     return this.#started;
@@ -482,13 +544,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     clearTimeout(s.timer);
     s.timer = undefined;
     s.welcome = msg;
-    if (msg.maxPayloadBytes > 0) s.maxResultBytes = msg.maxPayloadBytes - RESULT_OVERHEAD;
+    if (msg.maxPayloadBytes > 0) {
+      // Both ways: our results may be that large, and so may the ASSIGNs it sends (PROTOCOL.md §4.1).
+      s.maxResultBytes = msg.maxPayloadBytes - RESULT_OVERHEAD;
+      conn.setMaxPayloadBytes(msg.maxPayloadBytes);
+    }
     conn.startHeartbeat(msg.heartbeatMs, () => s.running);
+    // The first connection is announced by whoever started us (the CLI prints one line); log reconnections.
+    const level = this.#connections++ === 0 ? 'debug' : 'info';
     this.#attempts = 0; // DESIGN: reset on WELCOME, not on TCP connect
-    this.#logAt('info', `connected to ${this.address} as ${msg.sessionId}: ${s.capabilities.join(',')} concurrency ${this.concurrency}`);
-    const resolve = this.#resolveStarted;
-    this.#resolveStarted = undefined;
-    resolve?.();
+    this.#logAt(level, `connected to ${this.address} as ${msg.sessionId}: ${s.capabilities.join(',')} concurrency ${this.concurrency}`);
+    this.#settleStarted();
     this.emit('ready', {
       sessionId: msg.sessionId,
       serverVersion: msg.serverVersion,
@@ -509,6 +575,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (this.#state === 'running') this.#logAt('error', `disconnected from ${this.address}: ${describe(reason)}`);
       this.emit('disconnected', reason);
     }
+    if (this.#state === 'running' && reason instanceof TaskwireError && FINAL_REFUSALS.has(reason.code)) {
+      // The scheduler will not change its mind: retrying would only hammer it for ever.
+      this.#stopped ??= Promise.resolve();
+      this.#finish(reason);
+      return;
+    }
     if (this.#state !== 'running') {
       this.#finish();
       return;
@@ -523,19 +595,29 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.emit('reconnecting', { attempt, delayMs, error: reason });
   }
 
-  /** The worker has stopped for good. */
-  #finish(): void {
+  /** Resolves (or, given `err`, rejects) a pending start(). True if it was pending. */
+  #settleStarted(err?: Error): boolean {
+    const resolve = this.#resolveStarted;
+    const reject = this.#rejectStarted;
+    this.#resolveStarted = this.#rejectStarted = undefined;
+    if (resolve === undefined || reject === undefined) return false;
+    if (err === undefined) resolve();
+    else reject(err);
+    return true;
+  }
+
+  /** The worker has stopped for good; `fatal` is a final refusal, reported as start()'s rejection or `error`. */
+  #finish(fatal?: TaskwireError): void {
     clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
     this.#state = 'stopped';
-    const started = this.#resolveStarted;
-    this.#resolveStarted = undefined;
-    started?.();
+    const wasStarting = this.#settleStarted(fatal);
+    // 'error' without a listener throws: only when no start() promise could carry it, or someone listens.
+    if (fatal !== undefined && (!wasStarting || this.listenerCount('error') > 0)) this.emit('error', fatal);
     const stopped = this.#resolveStopped;
-    if (stopped === undefined) return;
     this.#resolveStopped = undefined;
-    stopped();
-    this.emit('close');
+    stopped?.();
+    if (stopped !== undefined || fatal !== undefined) this.emit('close');
   }
 
   /** Aborts every running handler of `s`; their outcomes will not be sent. */
@@ -549,6 +631,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (let j: Job | undefined = head; j !== undefined; j = j.next) {
         j.tracked = false;
         j.answered = true;
+        clearTimeout(j.graceTimer);
         j.abort(reason);
       }
     }
@@ -579,7 +662,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         if (msg.requestId === 0) {
           // Connection-level: the scheduler closes the link after it (e.g. AUTH_FAILED on HELLO).
           s.error ??= new TaskwireError(msg.code, msg.message);
-          this.#logAt('error', `scheduler ${this.address} refused the connection: ${msg.message} (${msg.code})`);
+          // A final refusal is reported once, by start()'s rejection or the 'error' event.
+          if (!FINAL_REFUSALS.has(msg.code)) this.#logAt('error', `scheduler ${this.address} refused the connection: ${msg.message} (${msg.code})`);
         } else if (msg.requestId === DRAIN_BARRIER_ID) {
           this.#onBarrier(s);
         }
@@ -642,11 +726,45 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // Not found: already answered (a synchronous handler, or the answer crossed the ABANDON).
     for (let j = s.jobs.get(msg.jobId); j !== undefined; j = j.next) {
       if (j.attempt === msg.attempt) {
+        if (j.abortReason !== undefined) return; // a second ABANDON: the grace already runs
         this.#logAt('debug', `job ${msg.jobId} attempt ${msg.attempt} abandoned: ${msg.reason}`);
         j.abort(msg.reason);
+        const job = j;
+        j.graceTimer = setTimeout(() => this.#abandonGraceExpired(job), this.#abandonGraceMs);
+        j.graceTimer.unref();
         return;
       }
     }
+  }
+
+  /**
+   * The handler ignored its aborted signal for the whole grace: give the slot
+   * back (the scheduler frees it only when we answer the attempt it holds),
+   * and remember the handler as stuck until it settles, if ever.
+   */
+  #abandonGraceExpired(job: Job): void {
+    job.graceTimer = undefined;
+    if (!job.tracked || job.answered) return;
+    this.#untrack(job);
+    job.answered = true;
+    job.stuck = true;
+    this.#stuck++;
+    const s = job.session;
+    this.#logAt(
+      'error',
+      `job ${job.jobId} (${job.kind}) attempt ${job.attempt}: handler ignored its abort signal for ${this.#abandonGraceMs} ms; ` +
+        `slot given back, ${this.#stuck} handler(s) stuck`,
+    );
+    if (s.open) this.#sendFail(job, false, `abandoned: handler ignored its abort signal for ${this.#abandonGraceMs} ms`);
+    this.emit('stuck', { jobId: job.jobId, attempt: job.attempt, kind: job.kind, stuck: this.#stuck });
+    if (this.#state === 'draining') this.#maybeEndDrain(s);
+  }
+
+  /** A handler settled: if it had been given up as stuck, it is not any more. */
+  #unstick(job: Job): void {
+    job.stuck = false;
+    this.#stuck--;
+    this.#logAt('info', `job ${job.jobId} (${job.kind}) attempt ${job.attempt}: stuck handler settled at last; ${this.#stuck} still stuck`);
   }
 
   #onBarrier(s: Session): void {
@@ -659,6 +777,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #succeeded(job: Job, value: unknown): void {
     if (job.tracked) this.#untrack(job);
+    if (job.stuck) this.#unstick(job);
     if (job.answered) return;
     job.answered = true;
     const s = job.session;
@@ -686,6 +805,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #failed(job: Job, err: unknown): void {
     if (job.tracked) this.#untrack(job);
+    if (job.stuck) this.#unstick(job);
     if (job.answered) return;
     job.answered = true;
     const s = job.session;
@@ -718,6 +838,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #untrack(job: Job): void {
     const s = job.session;
     job.tracked = false;
+    if (job.graceTimer !== undefined) {
+      clearTimeout(job.graceTimer);
+      job.graceTimer = undefined;
+    }
     s.running--;
     const head = s.jobs.get(job.jobId);
     if (head === job) {
@@ -759,6 +883,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         for (let j: Job | undefined = head; j !== undefined; j = j.next) {
           j.tracked = false;
           j.answered = true;
+          clearTimeout(j.graceTimer);
           j.abort('worker shutting down');
           if (s.open) this.#sendFail(j, false, 'abandoned: worker shutting down');
         }
@@ -800,6 +925,8 @@ Options:
   --reconnect-max-ms MS         largest reconnect delay (default 5000)
   --connect-timeout-ms MS       time for connect plus handshake (default 5000)
   --drain-grace-ms MS           on SIGTERM, let running jobs finish for MS ms (default 30000)
+  --abandon-grace-ms MS         after a timeout or cancel, give a handler that ignores it MS ms
+                                before its slot is taken back (default 5000)
   --log-level LEVEL             silent | error | info | debug (default info), to stderr
   -h, --help                    show this help
 
@@ -848,6 +975,7 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
         'reconnect-max-ms': { type: 'string' },
         'connect-timeout-ms': { type: 'string' },
         'drain-grace-ms': { type: 'string' },
+        'abandon-grace-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -868,6 +996,7 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
     reconnectMaxMs: parseUint('reconnect-max-ms', v['reconnect-max-ms'], 5_000),
     connectTimeoutMs: parseUint('connect-timeout-ms', v['connect-timeout-ms'], 5_000),
     drainGraceMs: parseUint('drain-grace-ms', v['drain-grace-ms'], 30_000),
+    abandonGraceMs: parseUint('abandon-grace-ms', v['abandon-grace-ms'], 5_000),
   };
   if (options.concurrency === 0) throw new UsageError('--concurrency must be at least 1');
   if (options.reconnectBaseMs === 0 || options.reconnectMaxMs === 0 || options.connectTimeoutMs === 0) {
@@ -915,9 +1044,16 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const worker = new Worker({ ...cli.options, log: (line) => process.stderr.write(line + '\n') });
-  worker.once('ready', () => {
-    process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address}\n`);
+  // The one "connected" line (the library logs only reconnections at info).
+  worker.once('ready', ({ sessionId }) => {
+    process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address} as ${sessionId}\n`);
   });
+  const cannotConnect = (err: unknown): never => {
+    process.stderr.write(`taskwire-worker: cannot connect: ${err instanceof Error ? describe(err) : String(err)}\n`);
+    process.exit(1);
+  };
+  // A final refusal on a later reconnect (a first one rejects start()).
+  worker.on('error', cannotConnect);
   let signals = 0;
   const stop = (signal: string): void => {
     if (++signals > 1) {
@@ -930,7 +1066,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  await worker.start();
+  await worker.start().catch(cannotConnect);
 }
 
 if (isMain(import.meta.url)) void main();

@@ -3,7 +3,7 @@ import { once, type EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { JobFailedError, PermanentError } from '../../src/lib/errors.js';
-import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from '../../src/lib/protocol.js';
+import { DEFAULT_MAX_PAYLOAD, encode, PROTOCOL_VERSION, type Message } from '../../src/lib/protocol.js';
 import { Scheduler } from '../../src/server.js';
 import { Worker, type ReconnectInfo, type WorkerOptions } from '../../src/worker.js';
 import { spawnTs, type Child } from '../helpers/process.js';
@@ -193,14 +193,85 @@ describe('Worker, in process', () => {
     expect(await next).toMatchObject({ attempt: 1, delayMs: 15 });
   });
 
-  it('keeps retrying with backoff when the scheduler refuses its token', async () => {
-    const { address } = await startScheduler({ token: 'right' });
-    const worker = newWorker(address, { token: 'wrong', reconnectBaseMs: 10, reconnectMaxMs: 20 });
-    const second = waitFor<ReconnectInfo>(worker, 'reconnecting', (i) => i.attempt === 2);
-    void worker.start();
-    const info = await second;
-    expect(info.error).toMatchObject({ code: 'AUTH_FAILED' });
+  it('stops for good when the scheduler refuses its token: start() rejects with AUTH_FAILED, no retry', async () => {
+    const { address } = await startScheduler({ token: 's3cret' });
+    const worker = newWorker(address, { token: 'wrong', reconnectBaseMs: 1 });
+    const retries: ReconnectInfo[] = [];
+    worker.on('reconnecting', (info) => retries.push(info));
+    const closed = waitFor(worker, 'close');
+    await expect(worker.start()).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    await closed;
+    expect(retries).toEqual([]);
     expect(worker.connected).toBe(false);
+    await worker.drain(); // already stopped: resolves at once
+  });
+
+  it('stops for good on BAD_VERSION, and emits error when a later reconnect is refused', async () => {
+    // A scheduler that speaks another protocol version answers every HELLO with BAD_VERSION.
+    const server = createServer((socket) => {
+      socket.once('data', () => {
+        socket.end(encode({ type: 'ERROR', requestId: 0, code: 'BAD_VERSION', message: 'version 99 only' }));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const odd = newWorker(`127.0.0.1:${(server.address() as AddressInfo).port}`, { reconnectBaseMs: 1 });
+    await expect(odd.start()).rejects.toMatchObject({ code: 'BAD_VERSION' });
+
+    // Accepted first; the scheduler comes back requiring a token: final, reported as 'error'.
+    const first = await startScheduler();
+    const worker = newWorker(first.address, { reconnectBaseMs: 5, reconnectMaxMs: 10 });
+    await started(worker);
+    const failed = waitFor<Error>(worker, 'error');
+    const closed = waitFor(worker, 'close');
+    await first.scheduler.destroy();
+    const second = new Scheduler({ host: '127.0.0.1', port: first.port, logLevel: 'silent', token: 's3cret' });
+    onTestFinished(() => second.destroy());
+    await second.listen();
+    expect(await failed).toMatchObject({ code: 'AUTH_FAILED' });
+    await closed;
+    expect(worker.connected).toBe(false);
+  });
+
+  it('gives the slot back when a handler ignores its abort signal past abandonGraceMs, and counts it stuck', async () => {
+    const { address } = await startScheduler({ tickMs: 5 });
+    const worker = newWorker(address, { concurrency: 1, capabilities: ['deaf', 'sha256'], abandonGraceMs: 50 });
+    let settle!: () => void;
+    let sawAbort = false;
+    worker.handle('deaf', (_args, ctx) => {
+      ctx.signal.addEventListener('abort', () => (sawAbort = true));
+      return new Promise<string>((resolve) => (settle = () => resolve('too late')));
+    });
+    const stuck = waitFor(worker, 'stuck');
+    await started(worker);
+    const client = await connectClient(address);
+    const err = await client.submit('deaf', '', { timeoutMs: 50, retries: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobFailedError);
+    expect(err).toMatchObject({ permanent: false, attempts: 1 });
+    // concurrency 1: this runs only once the worker has given the slot back.
+    expect((await client.submit('sha256', 'next', { timeoutMs: 5_000 })).text()).toBe(sha256('next'));
+    expect(await stuck).toMatchObject({ kind: 'deaf', attempt: 1, stuck: 1 });
+    expect(sawAbort).toBe(true);
+    expect(worker.stuck).toBe(1);
+    expect(worker.running).toBe(0);
+    settle(); // the late value is dropped, and the handler no longer counts as stuck
+    await until('the handler is no longer stuck', () => worker.stuck === 0);
+    expect((await client.submit('sha256', 'still fine')).text()).toBe(sha256('still fine'));
+  });
+
+  it('takes its frame limit from WELCOME: a 20 MB job runs when the scheduler allows 32 MiB', async () => {
+    const { address } = await startScheduler({ maxPayloadBytes: 32 * 1024 * 1024 });
+    const worker = newWorker(address, { concurrency: 1 });
+    const disconnected: unknown[] = [];
+    worker.on('disconnected', (err) => disconnected.push(err));
+    await started(worker);
+    const client = await connectClient(address);
+    const big = Buffer.alloc(20_000_000, 'a');
+    const r = await client.submit('sha256', big, { retries: 0 });
+    expect(r.text()).toBe(createHash('sha256').update(big).digest('hex'));
+    expect(disconnected).toEqual([]);
+    expect(worker.connected).toBe(true);
   });
 
   it('drain() finishes running jobs and answers them, takes no new ones, and resolves once closed', async () => {
@@ -376,6 +447,29 @@ describe('Worker against a hand-driven scheduler', () => {
     expect(answers[0]).toMatchObject({ result: Buffer.from(sha256('a')) });
   });
 
+  it('after ABANDON and the grace, answers the attempt once (retryable) and drops the late settlement', async () => {
+    let settle!: () => void;
+    const { peer, worker } = await rawScheduler((address) =>
+      newWorker(address, { concurrency: 1, capabilities: ['deaf', 'sha256'], abandonGraceMs: 30 }).handle(
+        'deaf',
+        () => new Promise<string>((resolve) => (settle = () => resolve('late'))),
+      ),
+    );
+    peer.send(assign(1, 'deaf', '', 2));
+    await until('the handler runs', () => worker.running === 1);
+    peer.send({ type: 'ABANDON', jobId: 1, attempt: 2, reason: 'timeout' });
+    peer.send({ type: 'ABANDON', jobId: 1, attempt: 2, reason: 'timeout' }); // repeated: no second grace
+    const fail = await peer.waitFor('FAIL', (m) => m.jobId === 1);
+    expect(fail).toMatchObject({ attempt: 2, permanent: false });
+    expect(worker.stuck).toBe(1);
+    expect(worker.running).toBe(0);
+    settle();
+    peer.send(assign(2, 'sha256', 'after'));
+    await peer.waitFor('RESULT', (m) => m.jobId === 2);
+    expect(peer.messages.filter((m) => (m.type === 'RESULT' || m.type === 'FAIL') && m.jobId === 1)).toHaveLength(1);
+    expect(worker.stuck).toBe(0);
+  });
+
   it('drain: answers an ASSIGN that crossed its GOODBYE before closing', async () => {
     const { peer, worker } = await rawScheduler((address) => newWorker(address, { capabilities: ['sha256'] }));
     const drained = worker.drain();
@@ -431,6 +525,23 @@ describe('taskwire-worker CLI', () => {
     const err = await client.submit('sha256', 'doomed', { retries: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobFailedError);
     expect(err).toMatchObject({ permanent: false, attempts: 3 });
+  });
+
+  it('says "connected" once', async () => {
+    const { address } = await startScheduler();
+    const child = spawnTs('src/worker.ts', ['--server', address, '-w', 'ONCE']); // default log level: info
+    await child.waitForLine(/taskwire worker ONCE connected to 127\.0\.0\.1:\d+ as \S+/);
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    expect(`${child.stdout}${child.stderr}`.match(/connected/g)).toHaveLength(1);
+  });
+
+  it('exits 1 with "cannot connect" when the scheduler refuses its token', async () => {
+    const { address } = await startScheduler({ token: 's3cret' });
+    const child = spawnWorker(address, ['--token', 'wrong', '--reconnect-base-ms', '1']);
+    expect(await child.exited).toBe(1);
+    expect(child.stderr).toMatch(/^taskwire-worker: cannot connect: .*\(AUTH_FAILED\)$/m);
+    expect(child.stdout).toBe('');
   });
 
   it('exits 2 with usage on stderr for bad command lines, 0 for --help', async () => {
