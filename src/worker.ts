@@ -549,7 +549,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       s.maxResultBytes = msg.maxPayloadBytes - RESULT_OVERHEAD;
       conn.setMaxPayloadBytes(msg.maxPayloadBytes);
     }
-    conn.startHeartbeat(msg.heartbeatMs, () => s.running);
+    conn.startHeartbeat(msg.heartbeatMs, () => ({ running: s.running, stuck: this.#stuck }));
     // The first connection is announced by whoever started us (the CLI prints one line); log reconnections.
     const level = this.#connections++ === 0 ? 'debug' : 'info';
     this.#attempts = 0; // DESIGN: reset on WELCOME, not on TCP connect

@@ -235,7 +235,7 @@ describe('Worker, in process', () => {
   });
 
   it('gives the slot back when a handler ignores its abort signal past abandonGraceMs, and counts it stuck', async () => {
-    const { address } = await startScheduler({ tickMs: 5 });
+    const { address } = await startScheduler({ tickMs: 5, heartbeatMs: 50 });
     const worker = newWorker(address, { concurrency: 1, capabilities: ['deaf', 'sha256'], abandonGraceMs: 50 });
     let settle!: () => void;
     let sawAbort = false;
@@ -255,8 +255,11 @@ describe('Worker, in process', () => {
     expect(sawAbort).toBe(true);
     expect(worker.stuck).toBe(1);
     expect(worker.running).toBe(0);
+    // Every HEARTBEAT carries the count; the scheduler shows it in `workers`.
+    await until('the scheduler shows it stuck', async () => (await client.workers())[0]?.stuck === 1);
     settle(); // the late value is dropped, and the handler no longer counts as stuck
     await until('the handler is no longer stuck', () => worker.stuck === 0);
+    await until('the scheduler shows it unstuck', async () => (await client.workers())[0]?.stuck === 0);
     expect((await client.submit('sha256', 'still fine')).text()).toBe(sha256('still fine'));
   });
 
