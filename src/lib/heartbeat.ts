@@ -70,6 +70,9 @@ export class Heartbeat {
   }
 
   #tick(): void {
+    // Ping even when the peer looks silent: after a stall of both ends (one process), each must
+    // have said something before the other's verdict is confirmed.
+    this.#hooks.sendPing();
     if (this.#silentMs() >= this.intervalMs * this.deadAfter) {
       if (this.#verdict !== undefined) return;
       // Confirm after the poll phase: input already waiting is read first.
@@ -81,8 +84,6 @@ export class Heartbeat {
         this.stop();
         this.#hooks.onDead(silentMs);
       });
-      return;
     }
-    this.#hooks.sendPing();
   }
 }
