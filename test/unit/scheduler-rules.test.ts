@@ -3,7 +3,7 @@
  * journal whose writes the test settles one by one (fail, delay, succeed),
  * a fake monotonic clock and a wall clock that can jump.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { JournalRecord } from '../../src/lib/journal-records.js';
 import { DEFAULT_RETRIES, type ListPage, type Message, type SubmitMessage } from '../../src/lib/protocol.js';
 import { SchedulerCore, type CoreOptions, type JournalPort, type Peer } from '../../src/lib/scheduler-core.js';
@@ -288,6 +288,27 @@ describe('rule 3: monotonic time, bounded everything', () => {
     t.advance(990);
     expect(w.peer.take('ABANDON')).toMatchObject([{ jobId: id }]);
     expect(w.peer.take('ASSIGN')).toHaveLength(1); // the delayed job, on time
+  });
+
+  it('defaults to a monotonic clock: a wall-clock step forward times out nothing', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const core = new SchedulerCore();
+      const peer = new FakePeer();
+      const client = core.openClient('c', 'c', peer);
+      core.handleClient(client, {
+        type: 'SUBMIT', requestId: 1, kind: 'k', args: Buffer.from('x'), priority: 0, timeoutMs: 1000,
+        maxRetries: DEFAULT_RETRIES, estMs: 0, delayMs: 0, key: '', wait: false, progress: false,
+      });
+      const w = new FakePeer();
+      core.openWorker('w', { type: 'HELLO', version: 1, role: 'worker', name: 'w', capabilities: ['k'], concurrency: 1 }, w);
+      expect(w.take('ASSIGN')).toHaveLength(1);
+      vi.setSystemTime(Date.now() + 5_000);
+      core.tick();
+      expect(w.take('ABANDON')).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('takes a closed client off every job it waited on', () => {
