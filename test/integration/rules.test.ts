@@ -227,3 +227,17 @@ describe('rule 1: a graceful stop never charges a job an attempt', () => {
   });
 });
 
+
+describe('frame limits come from WELCOME', () => {
+  it('a client takes the scheduler’s limit: a 20 MB result with --max-payload-bytes 32 MiB arrives', async () => {
+    const { address, port } = await startScheduler({ maxPayloadBytes: 32 * 1024 * 1024 });
+    const raw = await rawConnect(port);
+    raw.hello('worker', { capabilities: ['big'], concurrency: 1 });
+    await raw.waitFor('WELCOME');
+    const client = await connectClient(address);
+    const job = await client.enqueue('big', 'x');
+    const a = await raw.waitFor('ASSIGN');
+    raw.send({ type: 'RESULT', jobId: a.jobId, attempt: a.attempt, result: Buffer.alloc(20_000_000, 1) });
+    expect((await client.wait(job.id)).data.length).toBe(20_000_000);
+  });
+});
