@@ -12,12 +12,17 @@ import { ClosedError, errnoCode, JobCancelledError, JobFailedError, TaskwireErro
 import { IdMap } from './lib/id-map.js';
 import {
   assertNever,
+  Command,
   DEFAULT_RETRIES,
   encode,
   HEADER_BYTES,
   PROTOCOL_VERSION,
   U32_MAX,
   type AckMessage,
+  type AdminRequest,
+  type PauseResult,
+  type PurgeResult,
+  type RetryManyResult,
   type ErrorMessage,
   type EventMessage,
   type JobInfo,
@@ -32,7 +37,7 @@ import {
   type WorkerInfo,
 } from './lib/protocol.js';
 
-export type { JobInfo, JobState, JournalStats, ListPage, StatsInfo, WorkerInfo } from './lib/protocol.js';
+export type { AdminRequest, JobInfo, JobState, JournalStats, ListPage, PauseResult, PurgeResult, RetryManyResult, StatsInfo, WorkerInfo } from './lib/protocol.js';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -384,7 +389,16 @@ export class Client {
         () => finish(unreachable(label, new TaskwireError('TIMEOUT', `no answer within ${timeoutMs} ms`))),
         timeoutMs,
       );
+      // Another service on the port (HTTP, SSH, Redis...) answers with bytes that are not a
+      // WELCOME or ERROR frame: say so, rather than the decoder's FRAME_TOO_LARGE (PROTOCOL.md §4.1).
+      const onFirstData = (chunk: Buffer): void => {
+        if (isHandshakeReply(chunk)) return;
+        finish(new TaskwireError('UNREACHABLE', `${label} is not a taskwire scheduler (it sent ${showBytes(chunk)})`, {
+          cause: new TaskwireError('BAD_HANDSHAKE', 'the first frame is not WELCOME or ERROR'),
+        }));
+      };
       socket.once('error', onSocketError);
+      socket.once('data', onFirstData);
       socket.once('connect', () => {
         client = new Client(socket, label, opts, finish);
       });
@@ -516,6 +530,58 @@ export class Client {
   /** Compacts the scheduler's journal now. Rejects with `INVALID_STATE` when it has no data directory. */
   compact(): Promise<JournalStats> {
     return this.#request<JournalStats>((requestId) => ({ type: 'COMPACT', requestId }));
+  }
+
+  /** An operator's request (PROTOCOL.md §5.8); the typed methods below are shorthands. */
+  admin<T = unknown>(body: AdminRequest): Promise<T> {
+    return this.#request<T>((requestId) => ({ type: 'ADMIN', requestId, body }));
+  }
+
+  /** Runs a FAILED or CANCELLED job again, as a new attempt series. `INVALID_STATE` for any other state. */
+  retry(jobId: number): Promise<JobInfo> {
+    return this.admin<JobInfo>({ op: 'retry', jobId });
+  }
+
+  /**
+   * Runs again up to `limit` (default 1,000) FAILED or CANCELLED jobs, newest
+   * first; call again with `afterId: result.next` until `next` is 0.
+   */
+  retryMany(opts: { state?: 'FAILED' | 'CANCELLED'; kind?: string; limit?: number; afterId?: number } = {}): Promise<RetryManyResult> {
+    const body: AdminRequest = { op: 'retryMany', state: opts.state ?? 'FAILED' };
+    if (opts.kind !== undefined) body.kind = opts.kind;
+    if (opts.limit !== undefined) body.limit = opts.limit;
+    if (opts.afterId !== undefined) body.afterId = opts.afterId;
+    return this.admin<RetryManyResult>(body);
+  }
+
+  /** Stops dispatching jobs of a kind (submits are still accepted); survives restarts. */
+  pause(kind: string): Promise<PauseResult> {
+    return this.admin<PauseResult>({ op: 'pause', kind });
+  }
+
+  /** Undoes {@link pause}. */
+  resume(kind: string): Promise<PauseResult> {
+    return this.admin<PauseResult>({ op: 'resume', kind });
+  }
+
+  /** Cancels every QUEUED job of a kind; resolves with how many. */
+  purge(kind: string): Promise<PurgeResult> {
+    return this.admin<PurgeResult>({ op: 'purge', kind });
+  }
+
+  /** A worker (id or name) finishes its running jobs and takes no new ones. */
+  drain(worker: string): Promise<WorkerInfo> {
+    return this.admin<WorkerInfo>({ op: 'drain', worker });
+  }
+
+  /** Closes a worker's connection now; its jobs go back to the queue as after a crash. */
+  disconnect(worker: string): Promise<WorkerInfo> {
+    return this.admin<WorkerInfo>({ op: 'disconnect', worker });
+  }
+
+  /** A delayed or backing-off job runs now. */
+  promote(jobId: number): Promise<JobInfo> {
+    return this.admin<JobInfo>({ op: 'promote', jobId });
   }
 
   /**
@@ -766,6 +832,8 @@ export class Client {
         }
         this.#handshake = undefined;
         this.#welcome = msg;
+        // The scheduler's limit is the one both ways (PROTOCOL.md §4.1): a result it may send is one we accept.
+        this.#conn.setMaxPayloadBytes(msg.maxPayloadBytes);
         this.#conn.startHeartbeat(msg.heartbeatMs);
         handshake(undefined);
         return;
@@ -784,6 +852,7 @@ export class Client {
       case 'WORKERS':
       case 'STATS':
       case 'COMPACT':
+      case 'ADMIN':
         this.#conn.fail('BAD_HANDSHAKE', `a client does not accept ${msg.type}`);
         return;
       default:
@@ -966,6 +1035,24 @@ function windowOf(opts: SubmitManyOptions): number {
     throw new TaskwireError('INVALID_ARGUMENT', `window must be a positive integer, got ${window}`);
   }
   return window;
+}
+
+/** Largest WELCOME or ERROR payload a scheduler sends during the handshake; more means another protocol. */
+const MAX_HANDSHAKE_PAYLOAD = 64 * 1024;
+
+/** Whether the first bytes from the peer can start a WELCOME or ERROR frame (`[u8 command][u32 length]`). */
+function isHandshakeReply(chunk: Buffer): boolean {
+  if (chunk.length === 0) return true;
+  if (chunk[0] !== Command.WELCOME && chunk[0] !== Command.ERROR) return false;
+  return chunk.length < HEADER_BYTES || chunk.readUInt32BE(1) <= MAX_HANDSHAKE_PAYLOAD;
+}
+
+/** Up to 40 bytes for a message, printable ASCII as is: `"HTTP/1.1 400 Bad Request\r\n…"`. */
+function showBytes(chunk: Buffer): string {
+  const head = chunk.subarray(0, 40);
+  let text = '';
+  for (const b of head) text += b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : b === 0x0d ? '\\r' : b === 0x0a ? '\\n' : `\\x${b.toString(16).padStart(2, '0')}`;
+  return `"${text}${chunk.length > head.length ? '…' : ''}"`;
 }
 
 function unreachable(address: string, cause: Error): TaskwireError {

@@ -8,13 +8,11 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { backoffDelay } from './lib/backoff.js';
-import { DEFAULT_SERVER, isMain, parseAddress, parseUint, UsageError } from './lib/cli.js';
+import { isMain, parseAddress } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
 import { errnoCode, PermanentError, TaskwireError } from './lib/errors.js';
 import {
-  BUILTIN_KINDS,
   createBuiltinRegistry,
   emulate,
   encodeResult,
@@ -685,6 +683,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       case 'WORKERS':
       case 'STATS':
       case 'COMPACT':
+      case 'ADMIN':
         s.conn!.fail('BAD_HANDSHAKE', `a worker does not accept ${msg.type}`);
         return;
       default:
@@ -906,167 +905,8 @@ function checkInt(name: string, value: number, min: number, max = Number.MAX_SAF
 }
 
 // ---------------------------------------------------------------------------
-// CLI
+// CLI: loaded only when this file is the program, so the library never imports it.
 
-const USAGE = `Usage: taskwire-worker [options]
-
-Runs a taskwire worker: connects to the scheduler and runs the jobs it assigns.
-
-Options:
-  -s, --server HOST:PORT        scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})
-  -w, --name NAME               worker name (default HOSTNAME-PID)
-  -c, --capabilities KIND...    kinds to run, comma or space separated
-                                (default: all of ${BUILTIN_KINDS.join(', ')})
-  -n, --concurrency N           jobs at once (default 4)
-  --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
-  --processing-ms MS            emulate work: every job takes MS ms (default 0)
-  --fail-rate P                 emulate faults: fail attempts retryably with probability P (0-1)
-  --reconnect-base-ms MS        first reconnect delay, doubling with jitter (default 100)
-  --reconnect-max-ms MS         largest reconnect delay (default 5000)
-  --connect-timeout-ms MS       time for connect plus handshake (default 5000)
-  --drain-grace-ms MS           on SIGTERM, let running jobs finish for MS ms (default 30000)
-  --abandon-grace-ms MS         after a timeout or cancel, give a handler that ignores it MS ms
-                                before its slot is taken back (default 5000)
-  --log-level LEVEL             silent | error | info | debug (default info), to stderr
-  -h, --help                    show this help
-
-Prints "taskwire worker NAME connected to HOST:PORT" once connected.
-SIGTERM or SIGINT drains (finish running jobs, then exit 0); a second one exits at once.
-`;
-
-/** `-c add divide` → `-c add,divide`: the values after a list flag, up to the next option. */
-function joinListValues(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      out.push(...argv.slice(i));
-      break;
-    }
-    out.push(arg);
-    if (arg === '-c' || arg === '--capabilities') {
-      const values: string[] = [];
-      while (i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) values.push(argv[++i]!);
-      if (values.length > 0) out.push(values.join(','));
-    }
-  }
-  return out;
+if (isMain(import.meta.url)) {
+  void import('./lib/worker-cli.js').then(({ main }) => main(process.argv.slice(2)));
 }
-
-/** Parsed command line: worker options, or `help`. */
-type Cli = { help: true } | { help: false; options: WorkerOptions };
-
-/** Parses the `taskwire-worker` command line. Throws {@link UsageError}. */
-export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Cli {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: joinListValues(argv),
-      allowPositionals: false,
-      options: {
-        server: { type: 'string', short: 's' },
-        name: { type: 'string', short: 'w' },
-        capabilities: { type: 'string', short: 'c' },
-        concurrency: { type: 'string', short: 'n' },
-        token: { type: 'string' },
-        'processing-ms': { type: 'string' },
-        'fail-rate': { type: 'string' },
-        'reconnect-base-ms': { type: 'string' },
-        'reconnect-max-ms': { type: 'string' },
-        'connect-timeout-ms': { type: 'string' },
-        'drain-grace-ms': { type: 'string' },
-        'abandon-grace-ms': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    // node:util parseArgs throws TypeError (ERR_PARSE_ARGS_*) for unknown options and missing values.
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const v = parsed.values;
-  if (v.help === true) return { help: true };
-  const server = parseAddress(v.server ?? (env['TASKWIRE_SERVER'] || DEFAULT_SERVER));
-  if (server.port === 0) throw new UsageError('--server needs a port from 1 to 65535');
-  const options: WorkerOptions = {
-    server,
-    concurrency: parseUint('concurrency', v.concurrency, 4, U32_MAX),
-    processingMs: parseUint('processing-ms', v['processing-ms'], 0),
-    reconnectBaseMs: parseUint('reconnect-base-ms', v['reconnect-base-ms'], 100),
-    reconnectMaxMs: parseUint('reconnect-max-ms', v['reconnect-max-ms'], 5_000),
-    connectTimeoutMs: parseUint('connect-timeout-ms', v['connect-timeout-ms'], 5_000),
-    drainGraceMs: parseUint('drain-grace-ms', v['drain-grace-ms'], 30_000),
-    abandonGraceMs: parseUint('abandon-grace-ms', v['abandon-grace-ms'], 5_000),
-  };
-  if (options.concurrency === 0) throw new UsageError('--concurrency must be at least 1');
-  if (options.reconnectBaseMs === 0 || options.reconnectMaxMs === 0 || options.connectTimeoutMs === 0) {
-    throw new UsageError('--reconnect-base-ms, --reconnect-max-ms and --connect-timeout-ms must be at least 1');
-  }
-  if (v.name !== undefined) {
-    if (v.name === '') throw new UsageError('--name must not be empty');
-    options.name = v.name;
-  }
-  if (v.capabilities !== undefined) {
-    const kinds = [...new Set(v.capabilities.split(',').map((k) => k.trim()).filter((k) => k !== ''))];
-    if (kinds.length === 0) throw new UsageError('--capabilities needs at least one kind');
-    const builtin: readonly string[] = BUILTIN_KINDS;
-    const unknown = kinds.filter((k) => !builtin.includes(k));
-    if (unknown.length > 0) {
-      throw new UsageError(`unknown capability "${unknown[0]}": this worker runs ${BUILTIN_KINDS.join(', ')}`);
-    }
-    options.capabilities = kinds;
-  }
-  if (v['fail-rate'] !== undefined) {
-    const text = v['fail-rate'];
-    const p = Number(text);
-    if (text.trim() === '' || !(p >= 0 && p <= 1)) throw new UsageError(`--fail-rate must be a number from 0 to 1, got "${text}"`);
-    options.failRate = p;
-  }
-  const token = v.token ?? (env['TASKWIRE_TOKEN'] || undefined);
-  if (token !== undefined) options.token = token;
-  const level = v['log-level'] ?? 'info';
-  if (!Object.hasOwn(LEVELS, level)) throw new UsageError(`--log-level must be silent, error, info or debug, got "${level}"`);
-  options.logLevel = level as WorkerLogLevel;
-  return { help: false, options };
-}
-
-/** Runs the `taskwire-worker` CLI on this process's argv. The only place that calls `process.exit`. */
-async function main(): Promise<void> {
-  let cli: Cli;
-  try {
-    cli = parseWorkerCli(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`taskwire-worker: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  if (cli.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-  const worker = new Worker({ ...cli.options, log: (line) => process.stderr.write(line + '\n') });
-  // The one "connected" line (the library logs only reconnections at info).
-  worker.once('ready', ({ sessionId }) => {
-    process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address} as ${sessionId}\n`);
-  });
-  const cannotConnect = (err: unknown): never => {
-    process.stderr.write(`taskwire-worker: cannot connect: ${err instanceof Error ? describe(err) : String(err)}\n`);
-    process.exit(1);
-  };
-  // A final refusal on a later reconnect (a first one rejects start()).
-  worker.on('error', cannotConnect);
-  let signals = 0;
-  const stop = (signal: string): void => {
-    if (++signals > 1) {
-      process.stderr.write(`taskwire-worker: ${signal} again, exiting now\n`);
-      void worker.destroy();
-      process.exit(1);
-    }
-    process.stderr.write(`taskwire-worker: ${signal}, draining (${worker.running} job(s) running)\n`);
-    void worker.drain().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  await worker.start().catch(cannotConnect);
-}
-
-if (isMain(import.meta.url)) void main();

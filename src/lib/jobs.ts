@@ -25,6 +25,12 @@ export interface JobContext {
   readonly signal: AbortSignal;
   /** Reports progress, 0–100 (clamped, rounded), to clients that asked for it. */
   progress(pct: number, message?: string): void;
+  /**
+   * Largest result, in bytes, the scheduler accepts on this connection (its
+   * frame limit from WELCOME, less the RESULT header). A bigger result fails
+   * the attempt permanently. Absent outside a worker (a hand-made context).
+   */
+  readonly maxResultBytes?: number;
 }
 
 /**

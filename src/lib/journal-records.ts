@@ -13,6 +13,9 @@
  *   4 cancelled  id, finishedAt
  *   5 retry      id, attempts, notBefore, error$
  *   6 meta       nextId
+ *   7 pause      kind$, u8 paused
+ *   8 revive     id, createdAt
+ *   9 promote    id
  * ```
  * `[x]`: a trailing field older journals lack (read as 0 when absent).
  * Unmarked integers are unsigned LEB128 varints (up to 2^53 - 1); `x$` is a
@@ -96,8 +99,38 @@ export interface MetaRecord {
   nextId: number;
 }
 
+/** A kind was paused (nothing of it is dispatched) or resumed; survives restarts. */
+export interface PauseRecord {
+  type: 'pause';
+  kind: string;
+  paused: boolean;
+}
+
+/** A FAILED or CANCELLED job was queued again as a new attempt series (RETRY). */
+export interface ReviveRecord {
+  type: 'revive';
+  id: number;
+  /** Wall ms: when it was queued again. */
+  createdAt: number;
+}
+
+/** A delayed or backing-off job was made runnable now (PROMOTE). */
+export interface PromoteRecord {
+  type: 'promote';
+  id: number;
+}
+
 /** Every record the journal stores. */
-export type JournalRecord = SubmitRecord | DoneRecord | FailedRecord | CancelledRecord | RetryRecord | MetaRecord;
+export type JournalRecord =
+  | SubmitRecord
+  | DoneRecord
+  | FailedRecord
+  | CancelledRecord
+  | RetryRecord
+  | MetaRecord
+  | PauseRecord
+  | ReviveRecord
+  | PromoteRecord;
 
 /** Bytes before each record body: u32 length + u32 CRC32. */
 export const RECORD_HEADER_BYTES = 8;
@@ -118,6 +151,9 @@ const TYPE_FAILED = 3;
 const TYPE_CANCELLED = 4;
 const TYPE_RETRY = 5;
 const TYPE_META = 6;
+const TYPE_PAUSE = 7;
+const TYPE_REVIVE = 8;
+const TYPE_PROMOTE = 9;
 
 function tableCrc32(): (data: Uint8Array) => number {
   const table = new Int32Array(256);
@@ -249,6 +285,20 @@ export class RecordEncoder {
           this.#buf[o++] = TYPE_META;
           o = this.#uint(o, r.nextId, 'nextId');
           break;
+        case 'pause':
+          this.#buf[o++] = TYPE_PAUSE;
+          o = this.#str(o, r.kind);
+          this.#buf[o++] = r.paused ? 1 : 0;
+          break;
+        case 'revive':
+          this.#buf[o++] = TYPE_REVIVE;
+          o = this.#uint(o, r.id, 'id');
+          o = this.#uint(o, r.createdAt, 'createdAt');
+          break;
+        case 'promote':
+          this.#buf[o++] = TYPE_PROMOTE;
+          o = this.#uint(o, r.id, 'id');
+          break;
         default:
           return assertNeverRecord(r);
       }
@@ -322,8 +372,12 @@ function maxBodyBytes(r: JournalRecord): number {
       return fixed + 3 * r.error.length + 3 * r.worker.length;
     case 'retry':
       return fixed + 3 * r.error.length;
+    case 'pause':
+      return fixed + 3 * r.kind.length;
     case 'cancelled':
     case 'meta':
+    case 'revive':
+    case 'promote':
       return fixed;
     default:
       return assertNeverRecord(r);
@@ -487,6 +541,21 @@ export function decodeBody(buf: Buffer, start: number, end: number): JournalReco
     }
     case TYPE_META:
       r = { type: 'meta', nextId: dUint() };
+      break;
+    case TYPE_PAUSE: {
+      const kind = dKind();
+      const flag = dU8();
+      if (flag > 1) dBad = true;
+      r = { type: 'pause', kind, paused: flag === 1 };
+      break;
+    }
+    case TYPE_REVIVE: {
+      const id = dUint();
+      r = { type: 'revive', id, createdAt: dUint() };
+      break;
+    }
+    case TYPE_PROMOTE:
+      r = { type: 'promote', id: dUint() };
       break;
     default:
       return null;

@@ -45,6 +45,7 @@ export const Command = {
   WORKERS: 0x33,
   STATS: 0x34,
   COMPACT: 0x35,
+  ADMIN: 0x36,
   REPLY_DATA: 0x3e,
   REPLY: 0x3f,
   ERROR: 0x7f,
@@ -251,6 +252,48 @@ export interface CompactMessage {
   requestId: number;
 }
 /**
+ * Client → scheduler: an operator's request (§5.8), `[u32 requestId][json]`;
+ * answered by REPLY or ERROR. The JSON object names the operation in `op`.
+ */
+export interface AdminMessage {
+  type: 'ADMIN';
+  requestId: number;
+  body: AdminRequest;
+}
+/** The operations of ADMIN (§5.8). */
+export type AdminRequest =
+  /** A FAILED or CANCELLED job runs again as a new attempt series → JobInfo. */
+  | { op: 'retry'; jobId: number }
+  /** Up to `limit` (default 1,000, max 10,000) jobs in `state`, newest first → {@link RetryManyResult}. */
+  | { op: 'retryMany'; state: 'FAILED' | 'CANCELLED'; kind?: string; limit?: number; afterId?: number }
+  /** Nothing of the kind is dispatched (submits are still accepted) → {@link PauseResult}. */
+  | { op: 'pause'; kind: string }
+  | { op: 'resume'; kind: string }
+  /** Cancels every QUEUED job of the kind → {@link PurgeResult}. */
+  | { op: 'purge'; kind: string }
+  /** The worker (id or name) finishes its running jobs and takes no new ones → WorkerInfo. */
+  | { op: 'drain'; worker: string }
+  /** Closes the worker's connection now; its jobs go back as after a crash → WorkerInfo. */
+  | { op: 'disconnect'; worker: string }
+  /** A delayed or backing-off job becomes runnable now → JobInfo. */
+  | { op: 'promote'; jobId: number };
+/** REPLY body of ADMIN retryMany. */
+export interface RetryManyResult {
+  retried: number;
+  /** Cursor for the next call (`afterId`); 0 when every matching job was looked at. */
+  next: number;
+}
+/** REPLY body of ADMIN pause/resume. */
+export interface PauseResult {
+  kind: string;
+  paused: boolean;
+}
+/** REPLY body of ADMIN purge. */
+export interface PurgeResult {
+  kind: string;
+  purged: number;
+}
+/**
  * Scheduler → client: the JSON answer to an admin request. `data` carries
  * bytes that JSON would escape (a STATUS reply's result, §5.5): sent as
  * REPLY_DATA, `[u32 requestId][u32 jsonBytes][json][data]`.
@@ -284,6 +327,7 @@ export type Message =
   | WorkersMessage
   | StatsMessage
   | CompactMessage
+  | AdminMessage
   | ReplyMessage;
 export type MessageType = Message['type'];
 
@@ -993,6 +1037,9 @@ export function encode(msg: Message): Buffer {
       }
       return buf;
     }
+    case 'ADMIN':
+      checkUint('requestId', msg.requestId, U32_MAX);
+      return jsonFrame(Command.ADMIN, msg.requestId, msg.body);
     case 'WORKERS':
     case 'STATS':
     case 'COMPACT': {
@@ -1176,6 +1223,13 @@ export function decodeMessage(f: Frame): Message {
     case Command.COMPACT:
       msg = { type: 'COMPACT', requestId: r.u32() };
       break;
+    case Command.ADMIN: {
+      const requestId = r.u32();
+      const body = jsonObject(f.command, r.json());
+      if (typeof body['op'] !== 'string') throw new ProtocolError('BAD_FRAME', 'ADMIN: field "op" must be a string');
+      // The operation's own fields are checked by the scheduler (INVALID_ARGUMENT, the connection stays).
+      return { type: 'ADMIN', requestId, body: body as AdminRequest };
+    }
     case Command.HEARTBEAT:
       msg = { type: 'HEARTBEAT', running: r.u32() };
       if (r.offset < r.buf.length) msg.stuck = r.u32();

@@ -14,6 +14,7 @@ import {
   LIST_MAX_LIMIT,
   MAX_STR8_BYTES,
   type HelloMessage,
+  type AdminMessage,
   type ListMessage,
   type ListPage,
   type JobEvent,
@@ -36,6 +37,40 @@ export interface Peer {
   send(msg: Message): void;
   /** Bytes waiting to be written to the peer (backpressure). */
   readonly writableLength: number;
+  /** Sends ERROR{0, code} and closes the connection (ADMIN disconnect). Absent in tests: the core then only forgets it. */
+  fail?(code: ErrorCode, message: string): void;
+}
+
+/**
+ * Who watches the scheduler (the HTTP layer's live events): told of every
+ * visible state change, after it is durable. Called on the hot path, so it
+ * must be cheap; absent, it costs one comparison per change.
+ */
+export interface CoreObserver {
+  /** A job's visible state changed. `attempt` is the attempt it is at. */
+  job(id: number, kind: string, state: JobState, attempt: number): void;
+  /** A worker joined or left. */
+  worker(event: 'joined' | 'left', id: string, name: string): void;
+}
+
+/** Upper bounds (seconds) of the wait and run time histograms; the last bucket is +Inf. */
+export const DURATION_BUCKETS_S: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** A fixed-bucket histogram of durations: O(buckets) per observation, no allocation. */
+export class DurationHistogram {
+  /** Per bucket (not cumulative); the last is +Inf. */
+  readonly counts = new Float64Array(DURATION_BUCKETS_S.length + 1);
+  sumSeconds = 0;
+  count = 0;
+
+  observeMs(ms: number): void {
+    const sec = ms / 1000;
+    let i = 0;
+    while (i < DURATION_BUCKETS_S.length && sec > DURATION_BUCKETS_S[i]!) i++;
+    this.counts[i]!++;
+    this.sumSeconds += sec;
+    this.count++;
+  }
 }
 
 /** The core's view of the journal (src/lib/journal.ts implements it). */
@@ -80,6 +115,10 @@ export interface CoreOptions {
   listScanIds?: number;
   /** First retry delay of a final record the journal failed to store; doubles up to 5 s. Default 100 ms. */
   storeRetryMs?: number;
+  /** Runs `fn` soon, after pending I/O (long operations such as a purge go in slices). Default setImmediate. */
+  defer?: (fn: () => void) => void;
+  /** Told of every visible change (HTTP live events). */
+  observer?: CoreObserver;
   /** Randomness for backoff jitter. Default Math.random. */
   random?: () => number;
   journal?: JournalPort;
@@ -132,8 +171,8 @@ export class JobRun {
   finalPermanent = false;
   /** FINISHING: the journal epoch its final record was appended in; -1 while not appended (a failed write awaiting retry). */
   finalEpoch = -1;
-  /** FINISHING as CANCELLED: who asked, answered once the record is durable. */
-  canceller: { peer: Peer; requestId: number } | null = null;
+  /** FINISHING: told once the final record is stored (null) or refused (a cancel's error). */
+  onStored: ((err: Error | null) => void) | null = null;
 }
 
 /**
@@ -247,6 +286,15 @@ export class KindQueue {
   failed = 0;
   cancelled = 0;
   submitted = 0;
+  /** Nothing of the kind is dispatched (ADMIN pause; journaled). A paused kind is never forgotten. */
+  paused = false;
+  /** Failed attempts by reason (metrics). */
+  attemptsFailedError = 0;
+  attemptsFailedTimeout = 0;
+  attemptsFailedLost = 0;
+  /** Time from runnable to start, and run time, of every attempt (metrics). */
+  readonly waitTime = new DurationHistogram();
+  readonly runTime = new DurationHistogram();
   /** Rates (per second), smoothed; see SchedulerCore.tick. */
   donePerSec = 0;
   submittedPerSec = 0;
@@ -317,6 +365,10 @@ export type Session = ClientSession | WorkerSession;
 
 const EMPTY = Buffer.alloc(0);
 
+function isFinal(job: Job): boolean {
+  return job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED';
+}
+
 /** A SUBMIT that reused the key of a job whose own submit is not durable yet: answered with it. */
 interface KeyWaiter {
   s: ClientSession;
@@ -382,6 +434,8 @@ export class SchedulerCore {
   readonly #clock: () => number;
   readonly #random: () => number;
   readonly #journal: JournalPort | undefined;
+  readonly #defer: (fn: () => void) => void;
+  readonly #observer: CoreObserver | undefined;
   /** Whether per-job `debug` lines are wanted (checked before building them). */
   readonly #debug: boolean;
   readonly #opts: CoreOptions;
@@ -405,6 +459,8 @@ export class SchedulerCore {
     this.#clock = opts.now ?? (() => performance.now());
     this.#random = opts.random ?? Math.random;
     this.#journal = opts.journal;
+    this.#defer = opts.defer ?? ((fn) => void setImmediate(fn));
+    this.#observer = opts.observer;
     this.#debug = opts.debug ?? false;
     this.epoch = Math.floor((opts.wallNow ?? Date.now)());
     this.#monoEpoch = this.#clock();
@@ -435,7 +491,7 @@ export class SchedulerCore {
 
   /** Forgets a kind that has no job and no worker left, so the kind table cannot only grow. */
   #maybeForget(k: KindQueue): void {
-    if (k.live === 0 && k.workers.length === 0 && this.#kinds.get(k.name) === k) this.#kinds.delete(k.name);
+    if (k.live === 0 && k.workers.length === 0 && !k.paused && this.#kinds.get(k.name) === k) this.#kinds.delete(k.name);
   }
 
   /** Number of QUEUED jobs (durable ones: what STATS shows). */
@@ -480,6 +536,7 @@ export class SchedulerCore {
     for (const k of kinds) k.workers.push(w);
     this.#workers.add(w);
     beforeDispatch?.(); // the WELCOME goes out before the first ASSIGN
+    this.#observer?.worker('joined', w.id, w.name);
     this.#dispatchWorker(w);
     return w;
   }
@@ -502,6 +559,7 @@ export class SchedulerCore {
       return;
     }
     this.#workers.delete(s);
+    this.#observer?.worker('left', s.id, s.name);
     for (const k of s.kinds) {
       const i = k.workers.indexOf(s);
       if (i >= 0) k.workers.splice(i, 1);
@@ -511,7 +569,10 @@ export class SchedulerCore {
     s.held.clear();
     for (const job of lost) {
       if (this.#frozen) this.#requeueUncharged(job);
-      else this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
+      else {
+        job.kind.attemptsFailedLost++;
+        this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
+      }
     }
     for (const k of s.kinds) this.#maybeForget(k);
   }
@@ -547,6 +608,8 @@ export class SchedulerCore {
         );
         return;
       }
+      case 'ADMIN':
+        return this.#admin(s.peer, msg);
       case 'HEARTBEAT':
       case 'GOODBYE':
         return;
@@ -581,6 +644,7 @@ export class SchedulerCore {
             this.#attemptFailed(job, `result of ${msg.result.length} bytes is too large to deliver (max payload ${this.#maxPayloadBytes})`, true);
           } else {
             w.done++;
+            job.kind.runTime.observeMs(this.#now() - job.startedAt);
             this.#finish(job, 'DONE', Buffer.from(msg.result)); // a copy: the frame is a view of the socket chunk
           }
         }
@@ -593,6 +657,7 @@ export class SchedulerCore {
         if (job !== undefined && w.running.has(job) && job.attempts === msg.attempt) {
           w.running.delete(job);
           w.failed++;
+          job.kind.attemptsFailedError++;
           this.#attemptFailed(job, msg.message, msg.permanent);
         }
         this.#dispatchWorker(w);
@@ -624,6 +689,7 @@ export class SchedulerCore {
       case 'WATCH':
       case 'CANCEL':
       case 'COMPACT':
+      case 'ADMIN':
       case 'HELLO':
       case 'WELCOME':
       case 'ERROR':
@@ -757,6 +823,7 @@ export class SchedulerCore {
     kind.queued++;
     this.#submitted++;
     this.#queued++;
+    this.#observer?.job(job.id, kind.name, 'QUEUED', 0);
   }
 
   /** A QUEUED job enters its kind's heap, or the delay heap if not yet due. */
@@ -799,7 +866,7 @@ export class SchedulerCore {
   #dispatchKind(k: KindQueue): void {
     const workers = k.workers;
     const n = workers.length;
-    if (n === 0) return;
+    if (n === 0 || k.paused) return;
     while (k.heap.size > 0) {
       let chosen: WorkerSession | undefined;
       for (let i = 0; i < n; i++) {
@@ -823,7 +890,9 @@ export class SchedulerCore {
     while (this.#hasCredit(w)) {
       let best: Job | undefined;
       for (let i = 0; i < kinds.length; i++) {
-        const head = this.#peekRunnable(kinds[i]!);
+        const k = kinds[i]!;
+        if (k.paused) continue;
+        const head = this.#peekRunnable(k);
         if (head !== undefined && (best === undefined || runsBefore(head, best))) best = head;
       }
       if (best === undefined) return;
@@ -856,7 +925,9 @@ export class SchedulerCore {
     job.state = 'RUNNING';
     job.attempts++;
     job.worker = w;
-    job.startedAt = this.#now();
+    const now = this.#now();
+    job.startedAt = now;
+    kind.waitTime.observeMs(now - (job.notBefore > job.createdAt ? job.notBefore : job.createdAt));
     kind.queued--;
     kind.running++;
     this.#queued--;
@@ -871,6 +942,7 @@ export class SchedulerCore {
       kind: kind.name,
       args: job.args.length === 0 ? EMPTY : Buffer.from(job.args, 'latin1'),
     });
+    this.#observer?.job(job.id, kind.name, 'RUNNING', job.attempts);
     if (this.#debug) this.#log('debug', `job ${job.id} RUNNING on ${w.name} (attempt ${job.attempts})`);
   }
 
@@ -879,6 +951,7 @@ export class SchedulerCore {
 
   /** The current attempt failed (error, timeout or lost worker): retry with backoff, or fail for good. */
   #attemptFailed(job: Job, reason: string, permanent: boolean): void {
+    job.kind.runTime.observeMs(this.#now() - job.startedAt);
     if (permanent || job.attempts > job.maxRetries) {
       this.#finish(job, 'FAILED', reason, permanent);
       return;
@@ -899,6 +972,7 @@ export class SchedulerCore {
       { type: 'retry', id: job.id, attempts: job.attempts, notBefore: this.epoch + job.notBefore, error: reason },
       this.#logJournalError,
     );
+    this.#observer?.job(job.id, kind.name, 'QUEUED', job.attempts);
     this.#log('info', `job ${job.id} attempt ${job.attempts} failed (${reason}); retry in ${delay} ms`);
   }
 
@@ -932,7 +1006,7 @@ export class SchedulerCore {
     state: 'DONE' | 'FAILED' | 'CANCELLED',
     outcome: Buffer | string | null,
     permanent = false,
-    canceller: { peer: Peer; requestId: number } | null = null,
+    onStored: ((err: Error | null) => void) | null = null,
   ): void {
     const run = (job.run ??= new JobRun());
     run.outcome = outcome;
@@ -940,13 +1014,13 @@ export class SchedulerCore {
     const journal = this.#journal;
     if (journal === undefined) {
       this.#commitFinish(job, state, permanent);
-      if (canceller !== null) canceller.peer.send({ type: 'REPLY', requestId: canceller.requestId, body: this.jobInfo(job) });
+      onStored?.(null);
       return;
     }
     job.flags |= FINISHING_FLAG;
     run.finalState = state;
     run.finalPermanent = permanent;
-    run.canceller = canceller;
+    run.onStored = onStored;
     this.#storeFinal(job);
   }
 
@@ -959,12 +1033,12 @@ export class SchedulerCore {
       if (err === null) {
         this.#storeRetryDelay = this.#storeRetryMs;
         const state = run.finalState!;
-        const canceller = run.canceller;
+        const onStored = run.onStored;
         job.flags &= ~FINISHING_FLAG;
         run.finalState = null;
-        run.canceller = null;
+        run.onStored = null;
         this.#commitFinish(job, state, run.finalPermanent);
-        if (canceller !== null) canceller.peer.send({ type: 'REPLY', requestId: canceller.requestId, body: this.jobInfo(job) });
+        onStored?.(null);
         return;
       }
       run.finalEpoch = -1;
@@ -981,10 +1055,10 @@ export class SchedulerCore {
   /** A cancel whose record failed: refused, and the job carries on (re-queued if its attempt was abandoned). */
   #revertCancel(job: Job, err: Error): void {
     const run = job.run!;
-    const canceller = run.canceller;
+    const onStored = run.onStored;
     job.flags &= ~FINISHING_FLAG;
     run.finalState = null;
-    run.canceller = null;
+    run.onStored = null;
     run.outcome = null;
     if (job.state === 'RUNNING') {
       // Its worker was told to ABANDON: the attempt is over, the job runs again.
@@ -997,9 +1071,7 @@ export class SchedulerCore {
     }
     this.#makeRunnable(job, this.#now());
     this.#log('error', `cancel of job ${job.id} refused: ${err.message}`);
-    if (canceller !== null) {
-      this.#error(canceller.peer, canceller.requestId, 'JOURNAL_UNAVAILABLE', `job ${job.id} not cancelled, the journal could not store it: ${err.message}`);
-    }
+    onStored?.(err);
   }
 
   /** Moves a job to its final state, once durable (or at once without a journal), and tells its waiters. */
@@ -1014,9 +1086,10 @@ export class SchedulerCore {
       this.#undelay(job);
     }
     job.state = state;
-    // Finished jobs are retained for lookup (100,000 by default): without their arguments, that
-    // memory does not grow with the payload size (docs/PERFORMANCE.md).
-    job.args = '';
+    // Finished jobs are retained for lookup (100,000 by default): a DONE one without its arguments,
+    // so that memory does not grow with the payload size (docs/PERFORMANCE.md). FAILED and CANCELLED
+    // keep them: ADMIN retry runs them again.
+    if (state === 'DONE') job.args = '';
     if (permanent) job.flags |= PERMANENT_FLAG;
     if (state === 'DONE') {
       kind.done++;
@@ -1029,6 +1102,7 @@ export class SchedulerCore {
       kind.retainedCancelled++;
     }
     this.#retained.push(job);
+    this.#observer?.job(job.id, kind.name, state, job.attempts);
     if (state === 'FAILED') this.#log('info', `job ${job.id} FAILED after ${job.attempts} attempt(s): ${String(job.outcome)}`);
     else if (state === 'CANCELLED') this.#log('info', `job ${job.id} CANCELLED`);
     else if (this.#debug) this.#log('debug', `job ${job.id} ${state}`);
@@ -1131,7 +1205,10 @@ export class SchedulerCore {
       w.running.delete(job); // still held until the worker answers the ABANDON
       w.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'cancelled' });
     }
-    this.#finish(job, 'CANCELLED', null, false, { peer, requestId });
+    this.#finish(job, 'CANCELLED', null, false, (err) => {
+      if (err === null) peer.send({ type: 'REPLY', requestId, body: this.jobInfo(job) });
+      else this.#error(peer, requestId, 'JOURNAL_UNAVAILABLE', `job ${job.id} not cancelled, the journal could not store it: ${err.message}`);
+    });
   }
 
   #notFound(peer: Peer, requestId: number, jobId: number): void {
@@ -1140,6 +1217,264 @@ export class SchedulerCore {
 
   #error(peer: Peer, requestId: number, code: ErrorCode, message: string): void {
     peer.send({ type: 'ERROR', requestId, code, message });
+  }
+
+  // -------------------------------------------------------------------------
+  // Operators' requests (ADMIN, PROTOCOL.md §5.8). Each change is journaled
+  // and answered once durable (DESIGN.md rule 1); long ones go in slices.
+
+  #admin(peer: Peer, m: AdminMessage): void {
+    const rid = m.requestId;
+    const b = m.body as Record<string, unknown>;
+    const bad = (what: string): void => this.#error(peer, rid, 'INVALID_ARGUMENT', `ADMIN ${String(b['op'])}: ${what}`);
+    const jobId = (): number | undefined => {
+      const id = b['jobId'];
+      return typeof id === 'number' && Number.isSafeInteger(id) && id > 0 ? id : undefined;
+    };
+    const text = (name: string): string | undefined => {
+      const v = b[name];
+      return typeof v === 'string' && v !== '' && Buffer.byteLength(v) <= MAX_STR8_BYTES ? v : undefined;
+    };
+    switch (b['op']) {
+      case 'retry': {
+        const id = jobId();
+        if (id === undefined) return bad('"jobId" must be a positive integer');
+        return this.#retry(peer, rid, id);
+      }
+      case 'retryMany': {
+        const state = b['state'];
+        if (state !== 'FAILED' && state !== 'CANCELLED') return bad('"state" must be FAILED or CANCELLED');
+        const kind = b['kind'] === undefined ? '' : text('kind');
+        if (kind === undefined) return bad('"kind" must be a job kind');
+        const limit = b['limit'] === undefined ? 1000 : b['limit'];
+        if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 10_000) return bad('"limit" must be 1 to 10000');
+        const afterId = b['afterId'] === undefined ? 0 : b['afterId'];
+        if (typeof afterId !== 'number' || !Number.isSafeInteger(afterId) || afterId < 0) return bad('"afterId" must be a job id');
+        return this.#retryMany(peer, rid, state, kind, limit, afterId);
+      }
+      case 'pause':
+      case 'resume': {
+        const kind = text('kind');
+        if (kind === undefined) return bad('"kind" must be a job kind');
+        return this.#pause(peer, rid, kind, b['op'] === 'pause');
+      }
+      case 'purge': {
+        const kind = text('kind');
+        if (kind === undefined) return bad('"kind" must be a job kind');
+        return this.#purge(peer, rid, kind);
+      }
+      case 'drain':
+      case 'disconnect': {
+        const name = text('worker');
+        if (name === undefined) return bad('"worker" must be a worker id or name');
+        const w = this.#findWorker(name);
+        if (w === undefined) return this.#error(peer, rid, 'NOT_FOUND', `no connected worker "${name}"`);
+        if (b['op'] === 'drain') {
+          w.draining = true;
+          this.#log('info', `worker ${w.name} draining (asked by an operator)`);
+          return peer.send({ type: 'REPLY', requestId: rid, body: this.#workerInfo(w, this.#now()) });
+        }
+        const info = this.#workerInfo(w, this.#now());
+        this.#log('info', `worker ${w.name} disconnected by an operator`);
+        if (w.peer.fail !== undefined) w.peer.fail('SHUTTING_DOWN', 'disconnected by an operator');
+        else this.closeSession(w, 'disconnected by an operator');
+        return peer.send({ type: 'REPLY', requestId: rid, body: info });
+      }
+      case 'promote': {
+        const id = jobId();
+        if (id === undefined) return bad('"jobId" must be a positive integer');
+        return this.#promote(peer, rid, id);
+      }
+      default:
+        return bad('unknown operation (retry, retryMany, pause, resume, purge, drain, disconnect, promote)');
+    }
+  }
+
+  #findWorker(idOrName: string): WorkerSession | undefined {
+    let byName: WorkerSession | undefined;
+    for (const w of this.#workers) {
+      if (w.id === idOrName) return w;
+      if (w.name === idOrName) byName ??= w;
+    }
+    return byName;
+  }
+
+  /** Appends `record` (or not, without a journal) and calls `then` once it is durable. */
+  #store(record: JournalRecord, then: (err: Error | null) => void): void {
+    if (this.#journal === undefined) then(null);
+    else this.#journal.append(record, then);
+  }
+
+  #retry(peer: Peer, rid: number, id: number): void {
+    const job = this.#visible(id);
+    if (job === undefined) return this.#notFound(peer, rid, id);
+    if ((job.flags & FINISHING_FLAG) !== 0) return this.#error(peer, rid, 'INVALID_STATE', `job ${id} is changing state; try again`);
+    if (job.state !== 'FAILED' && job.state !== 'CANCELLED') {
+      return this.#error(peer, rid, 'INVALID_STATE', `job ${id} is ${job.state}: only FAILED and CANCELLED jobs can be retried`);
+    }
+    this.#revive(job, (err) => {
+      if (err === null) peer.send({ type: 'REPLY', requestId: rid, body: this.jobInfo(job) });
+      else this.#error(peer, rid, 'JOURNAL_UNAVAILABLE', `job ${id} not retried, the journal could not store it: ${err.message}`);
+    });
+  }
+
+  /** Queues a FAILED or CANCELLED job again as a new attempt series, once the record is durable. */
+  #revive(job: Job, then: (err: Error | null) => void): void {
+    job.flags |= FINISHING_FLAG; // a state change is being stored: no other operation meanwhile
+    const now = this.#now();
+    this.#store({ type: 'revive', id: job.id, createdAt: this.epoch + now }, (err) => {
+      job.flags &= ~FINISHING_FLAG;
+      if (err !== null || !isFinal(job)) return then(err ?? new TaskwireError('INVALID_STATE', 'the job changed meanwhile'));
+      this.#unfinish(job);
+      job.state = 'QUEUED';
+      job.notBefore = this.#now(); // its wait is counted from now
+      this.#accepted(job);
+      this.#submitted--; // not a new submit
+      job.kind.submitted--;
+      this.#log('info', `job ${job.id} queued again by an operator`);
+      then(null); // the answer shows it QUEUED, as it is before any dispatch
+      this.#makeRunnable(job, this.#now());
+    });
+  }
+
+  /** Undoes what a finished job counts in (retained counters), for a revive. */
+  #unfinish(job: Job): void {
+    const kind = job.kind;
+    if (job.state === 'DONE') kind.retainedDone--;
+    else if (job.state === 'FAILED') kind.retainedFailed--;
+    else if (job.state === 'CANCELLED') kind.retainedCancelled--;
+    job.attempts = 0;
+    job.flags &= ~(RETRY_FLAG | PERMANENT_FLAG);
+    if (job.run !== null) {
+      job.run.outcome = null;
+      job.run.finishedAt = 0;
+    }
+  }
+
+  #retryMany(peer: Peer, rid: number, state: 'FAILED' | 'CANCELLED', kind: string, limit: number, afterId: number): void {
+    // Newest first from the cursor, looking at a bounded number of ids (DESIGN.md rule 3).
+    const lowest = this.#lowestId();
+    let id = afterId === 0 ? this.#nextId - 1 : Math.min(afterId - 1, this.#nextId - 1);
+    let budget = this.#listScanIds;
+    const picked: Job[] = [];
+    let next = 0;
+    for (; id >= lowest && id > 0; id--) {
+      if (picked.length >= limit || budget-- <= 0) {
+        next = id + 1;
+        break;
+      }
+      const job = this.jobs.get(id);
+      if (job === undefined || job.state !== state || (job.flags & FINISHING_FLAG) !== 0) continue;
+      if (kind !== '' && job.kind.name !== kind) continue;
+      picked.push(job);
+    }
+    if (picked.length === 0) return peer.send({ type: 'REPLY', requestId: rid, body: { retried: 0, next } });
+    let left = picked.length;
+    let retried = 0;
+    let firstError: Error | null = null;
+    for (const job of picked) {
+      this.#revive(job, (err) => {
+        if (err === null) retried++;
+        else firstError ??= err;
+        if (--left > 0) return;
+        if (retried === 0 && firstError !== null) {
+          return this.#error(peer, rid, 'JOURNAL_UNAVAILABLE', `no job retried, the journal could not store it: ${firstError.message}`);
+        }
+        peer.send({ type: 'REPLY', requestId: rid, body: { retried, next } });
+      });
+    }
+  }
+
+  #pause(peer: Peer, rid: number, name: string, paused: boolean): void {
+    let kind: KindQueue;
+    try {
+      kind = this.#kind(name); // pausing a kind nobody submitted yet holds its jobs from the start
+    } catch (err) {
+      if (err instanceof TaskwireError) return this.#error(peer, rid, err.code, err.message);
+      throw err;
+    }
+    kind.live++; // kept while the record is written
+    this.#store({ type: 'pause', kind: name, paused }, (err) => {
+      kind.live--;
+      if (err !== null) {
+        this.#maybeForget(kind);
+        return this.#error(peer, rid, 'JOURNAL_UNAVAILABLE', `kind ${name} not ${paused ? 'paused' : 'resumed'}: ${err.message}`);
+      }
+      kind.paused = paused;
+      this.#log('info', `kind ${name} ${paused ? 'paused' : 'resumed'} by an operator`);
+      peer.send({ type: 'REPLY', requestId: rid, body: { kind: name, paused } });
+      if (!paused) {
+        this.#dispatchKind(kind);
+        this.#maybeForget(kind);
+      }
+    });
+  }
+
+  /**
+   * Cancels every QUEUED job of a kind, in slices of 10,000 with the event
+   * loop free between them; answers once every cancel record is stored.
+   */
+  #purge(peer: Peer, rid: number, name: string): void {
+    const kind = this.#kinds.get(name);
+    if (kind === undefined) return peer.send({ type: 'REPLY', requestId: rid, body: { kind: name, purged: 0 } });
+    let cancelled = 0; // cancels started
+    let settled = 0; // ... whose record is stored or refused
+    let stored = 0;
+    let cutting = true;
+    let failed: Error | null = null;
+    const reply = (): void => {
+      if (cutting || settled < cancelled) return;
+      if (stored === 0 && failed !== null) {
+        return this.#error(peer, rid, 'JOURNAL_UNAVAILABLE', `nothing purged, the journal could not store it: ${failed.message}`);
+      }
+      this.#log('info', `kind ${name}: ${stored} queued job(s) purged by an operator`);
+      peer.send({ type: 'REPLY', requestId: rid, body: { kind: name, purged: stored } });
+    };
+    const storedOne = (err: Error | null): void => {
+      settled++;
+      if (err === null) stored++;
+      else failed ??= err;
+      reply();
+    };
+    const cancel = (job: Job): void => {
+      cancelled++;
+      this.#finish(job, 'CANCELLED', null, false, storedOne);
+    };
+    const slice = (): void => {
+      for (let n = 0; n < 10_000; n++) {
+        const job = this.#popRunnable(kind);
+        if (job === undefined) {
+          if (kind.delayed > 0) {
+            for (const d of [...this.#delayed.values()]) {
+              if (d.kind === kind && d.state === 'QUEUED' && (d.flags & FINISHING_FLAG) === 0) cancel(d);
+            }
+          }
+          cutting = false;
+          return reply();
+        }
+        cancel(job);
+      }
+      this.#defer(slice);
+    };
+    slice();
+  }
+
+  #promote(peer: Peer, rid: number, id: number): void {
+    const job = this.#visible(id);
+    if (job === undefined) return this.#notFound(peer, rid, id);
+    if (job.state !== 'QUEUED' || (job.flags & DELAYED_FLAG) === 0 || (job.flags & FINISHING_FLAG) !== 0) {
+      return this.#error(peer, rid, 'INVALID_STATE', `job ${id} is not waiting for a delay or a retry backoff`);
+    }
+    this.#store({ type: 'promote', id }, (err) => {
+      if (err !== null) return this.#error(peer, rid, 'JOURNAL_UNAVAILABLE', `job ${id} not promoted: ${err.message}`);
+      if (job.state === 'QUEUED' && (job.flags & DELAYED_FLAG) !== 0) {
+        this.#undelay(job); // its entry in the delay heap is skipped when it comes up
+        job.notBefore = this.#now();
+        job.kind.heap.push(job);
+        this.#dispatchKind(job.kind);
+      }
+      peer.send({ type: 'REPLY', requestId: rid, body: this.jobInfo(job) });
+    });
   }
 
   // -------------------------------------------------------------------------
@@ -1181,6 +1516,7 @@ export class SchedulerCore {
         if (now - job.startedAt < job.timeoutMs) continue;
         w.running.delete(job); // held until the worker answers the ABANDON
         w.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'timeout' });
+        job.kind.attemptsFailedTimeout++;
         this.#attemptFailed(job, `timeout after ${job.timeoutMs} ms`, false);
       }
     }
@@ -1217,6 +1553,10 @@ export class SchedulerCore {
     for (;;) {
       const head = retained.peek();
       if (head === undefined) return;
+      if (!isFinal(head)) {
+        retained.shift(); // queued again by ADMIN retry since: no longer retained
+        continue;
+      }
       if (retained.size <= this.#retainCount && now - head.finishedAt < this.#retainMs) return;
       retained.shift();
       this.jobs.delete(head.id);
@@ -1275,7 +1615,7 @@ export class SchedulerCore {
         const job = this.jobs.get(r.id);
         if (job === undefined || job.state !== 'PENDING') return;
         const kind = job.kind;
-        job.args = ''; // as in #commitFinish: a finished job keeps its result, not its input
+        if (r.type === 'done') job.args = ''; // as in #commitFinish: a DONE job keeps its result, not its input
         const run = (job.run ??= new JobRun());
         run.finishedAt = r.finishedAt - this.epoch;
         if (r.type !== 'cancelled') {
@@ -1306,6 +1646,25 @@ export class SchedulerCore {
       case 'meta':
         if (r.nextId > this.#nextId) this.#nextId = r.nextId;
         return;
+      case 'pause': {
+        const kind = this.#kinds.get(r.kind) ?? new KindQueue(r.kind);
+        this.#kinds.set(r.kind, kind);
+        kind.paused = r.paused;
+        return;
+      }
+      case 'revive': {
+        const job = this.jobs.get(r.id);
+        if (job === undefined || !isFinal(job)) return;
+        this.#unfinish(job);
+        job.state = 'PENDING';
+        job.notBefore = r.createdAt - this.epoch;
+        return;
+      }
+      case 'promote': {
+        const job = this.jobs.get(r.id);
+        if (job !== undefined && job.state === 'PENDING') job.notBefore = 0;
+        return;
+      }
       default:
         return assertNever(r);
     }
@@ -1347,6 +1706,7 @@ export class SchedulerCore {
     const end = this.#nextId;
     // Ids stay unique across restarts even when every job was dropped (issue 4).
     yield { type: 'meta', nextId: end };
+    for (const k of [...this.#kinds.values()]) if (k.paused) yield { type: 'pause', kind: k.name, paused: true };
     const first = this.jobs.values().next();
     let id = first.done === true ? end : first.value.id;
     for (; id < end; id++) {
@@ -1513,7 +1873,11 @@ export class SchedulerCore {
 
   workersInfo(): WorkerInfo[] {
     const now = this.#now();
-    return [...this.#workers].map((w) => ({
+    return [...this.#workers].map((w) => this.#workerInfo(w, now));
+  }
+
+  #workerInfo(w: WorkerSession, now: number): WorkerInfo {
+    return {
       id: w.id,
       name: w.name,
       capabilities: w.kinds.map((k) => k.name),
@@ -1526,7 +1890,7 @@ export class SchedulerCore {
       stuck: w.stuck,
       done: w.done,
       failed: w.failed,
-    }));
+    };
   }
 
   /**

@@ -557,12 +557,17 @@ describe('taskwire-worker CLI', () => {
       ['--server', 'no-port-here'],
       ['--log-level', 'loud'],
       ['-c'],
+      ['-c', 'echo', '--'], // no command after --
+      ['--', 'cat'], // a command needs its kinds
+      ['-c', 'echo', '--shell', 'cat', '--', 'cat'],
+      ['--processes', '0'],
     ];
     const runs = bad.map((args) => spawnTs('src/worker.ts', ['--server', '127.0.0.1:1', ...args]));
     const codes = await Promise.all(runs.map((c) => c.exited));
     expect(codes).toEqual(bad.map(() => 2));
     for (const run of runs) {
-      expect(run.stderr).toMatch(/^Usage: taskwire-worker/m);
+      // One line that says what is wrong and where the help is; not the whole usage.
+      expect(run.stderr).toMatch(/^taskwire-worker: .+ \(see "taskwire-worker --help"\)\n$/);
       expect(run.stdout).toBe('');
     }
     const help = spawnTs('src/worker.ts', ['--help']);

@@ -410,7 +410,7 @@ describe('compaction', () => {
       else if (r.type === 'submit') {
         this.nextId = Math.max(this.nextId, r.id + 1);
         if (!this.jobs.has(r.id)) this.jobs.set(r.id, [r]);
-      } else this.jobs.get(r.id)?.push(r);
+      } else if (r.type !== 'pause') this.jobs.get(r.id)?.push(r);
     }
     /** Drops a finished job, as retention does. */
     evict(id: number): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatRate, renderProgress } from '../../src/lib/progress-bar.js';
+import { formatDuration, formatRate, formatSummary, MIN_RATE_MS, ProgressBar, renderProgress } from '../../src/lib/progress-bar.js';
 
 describe('renderProgress', () => {
   it('shows percentage, bar, count, rate and ETA', () => {
@@ -16,7 +16,17 @@ describe('renderProgress', () => {
   });
 
   it('starts at 0% with an unknown ETA', () => {
-    expect(renderProgress({ done: 0, total: 100, elapsedMs: 0, width: 40 })).toBe('  0% [-------------]  0/100  0/s  ETA --');
+    expect(renderProgress({ done: 0, total: 100, elapsedMs: 0, width: 40 })).toBe('  0% [------------]  0/100  --/s  ETA --');
+  });
+
+  it('shows no rate and no ETA in the first second (a rate from a few jobs is noise)', () => {
+    // The issue's first frame: 73 jobs after 100 ms became "7.3/s ETA 1h54m"-style nonsense.
+    const early = renderProgress({ done: 73, total: 50_000, elapsedMs: 100, width: 80 });
+    expect(early).toContain('--/s');
+    expect(early).toContain('ETA --');
+    expect(renderProgress({ done: 73, total: 50_000, elapsedMs: MIN_RATE_MS, width: 80 })).toContain('73/s');
+    // An explicit (recent) rate wins over the average.
+    expect(renderProgress({ done: 100, total: 200, elapsedMs: 5000, ratePerSec: 50, width: 80 })).toMatch(/50\/s  ETA 2s$/);
   });
 
   it('drops the bar when the terminal is narrow, and never exceeds the width', () => {
@@ -29,6 +39,7 @@ describe('renderProgress', () => {
 
   it('shows count and rate only while the total is unknown', () => {
     expect(renderProgress({ done: 300, elapsedMs: 1500, width: 80 })).toBe('300 done  200/s');
+    expect(renderProgress({ done: 3, elapsedMs: 10, width: 80 })).toBe('3 done  --/s');
   });
 
   it('treats an empty input as complete and clamps done to total', () => {
@@ -60,5 +71,111 @@ describe('formatRate / formatDuration', () => {
     expect(formatDuration(185_000)).toBe('3m05s');
     expect(formatDuration(7_620_000)).toBe('2h07m');
     expect(formatDuration(Number.POSITIVE_INFINITY)).toBe('--');
+  });
+});
+
+describe('formatSummary', () => {
+  it('says jobs, failed, time and rate', () => {
+    expect(formatSummary({ jobs: 10_000, failed: 3, elapsedMs: 12_500 })).toBe('10000 jobs, 3 failed, 12.5s, 800/s');
+    expect(formatSummary({ jobs: 1, failed: 0, elapsedMs: 0 })).toBe('1 job, 0 failed, 0.0s, --/s');
+    expect(formatSummary({ jobs: 600_000, failed: 0, elapsedMs: 125_000 })).toBe('600000 jobs, 0 failed, 2m05s, 4.8k/s');
+  });
+});
+
+/** A terminal stand-in: what was written, and the line as a terminal would show it. */
+class FakeTerminal {
+  columns = 60;
+  written = '';
+  write(text: string): boolean {
+    this.written += text;
+    return true;
+  }
+  /** The visible last line: \r moves to column 0, \x1b[K erases to the end of the line. */
+  get screenLine(): string {
+    let line: string[] = [];
+    let col = 0;
+    const text = this.written.slice(this.written.lastIndexOf('\n') + 1);
+    for (let i = 0; i < text.length; i++) {
+      if (text[i] === '\r') col = 0;
+      else if (text.startsWith('\x1b[K', i)) {
+        line = line.slice(0, col);
+        i += 2;
+      } else line[col++] = text[i]!;
+    }
+    return line.join('');
+  }
+}
+
+describe('ProgressBar', () => {
+  function setup() {
+    let now = 0;
+    const term = new FakeTerminal();
+    const bar = new ProgressBar(term, { now: () => now, intervalMs: 100, rateWindowMs: 5000 });
+    return { term, bar, advance: (ms: number) => (now += ms) };
+  }
+
+  it('redraws at most every interval, and at completion', () => {
+    const { term, bar, advance } = setup();
+    bar.update(1, 100);
+    const first = term.written;
+    advance(50);
+    bar.update(2, 100);
+    expect(term.written).toBe(first);
+    advance(60);
+    bar.update(3, 100);
+    expect(term.written.length).toBeGreaterThan(first.length);
+    const before = term.written.length;
+    bar.update(100, 100); // the last one always shows
+    expect(term.written.length).toBeGreaterThan(before);
+    expect(term.screenLine).toMatch(/^100% /);
+  });
+
+  it('first frame: no rate, no ETA', () => {
+    const { term, bar, advance } = setup();
+    advance(100);
+    bar.update(73, 50_000);
+    expect(term.screenLine).toContain('--/s');
+    expect(term.screenLine).toContain('ETA --');
+  });
+
+  it('a shorter redraw leaves no stale characters', () => {
+    const { term, bar, advance } = setup();
+    advance(2000);
+    bar.update(52_000, undefined); // "52000 done  26k/s"
+    advance(200);
+    bar.update(52_001, undefined); // the rate shrinks: a shorter line
+    expect(term.screenLine).toMatch(/^52001 done {2}[\d.]+k?\/s$/);
+    expect(term.written).toContain('\x1b[K');
+  });
+
+  it('measures the recent rate, not the average since the start', () => {
+    const { bar, advance } = setup();
+    // 10 s at 100 jobs/s, then 10 s at 1000 jobs/s.
+    let done = 0;
+    for (let i = 0; i < 100; i++) {
+      advance(100);
+      done += 10;
+      bar.update(done, undefined);
+    }
+    for (let i = 0; i < 100; i++) {
+      advance(100);
+      done += 100;
+      bar.update(done, undefined);
+    }
+    expect(bar.rate()).toBeGreaterThan(900);
+    expect(bar.rate()).toBeLessThan(1100);
+  });
+
+  it('clear() erases the bar; finish() replaces it with the summary line', () => {
+    const { term, bar, advance } = setup();
+    advance(500);
+    bar.update(5, 10, 1);
+    bar.clear();
+    expect(term.screenLine).toBe('');
+    advance(1500);
+    bar.update(10, 10, 2);
+    const summary = bar.finish();
+    expect(summary).toBe('10 jobs, 2 failed, 2.0s, 5/s');
+    expect(term.written.endsWith(`\r\x1b[K${summary}\n`)).toBe(true);
   });
 });

@@ -166,6 +166,10 @@ function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYPES)): M
     case 'STATS':
     case 'COMPACT':
       return { type, requestId: rng.uint(U32_MAX) };
+    case 'ADMIN':
+      return rng.bool()
+        ? { type, requestId: rng.uint(U32_MAX), body: { op: 'retry', jobId: rng.jobId() } }
+        : { type, requestId: rng.uint(U32_MAX), body: { op: 'pause', kind: str8() } };
     case 'REPLY':
       return rng.bool()
         ? { type, requestId: rng.uint(U32_MAX), body: rng.json() }

@@ -248,6 +248,11 @@ const SAMPLES: Samples = {
     { type: 'COMPACT', requestId: 0 },
     { type: 'COMPACT', requestId: U32_MAX },
   ],
+  ADMIN: [
+    { type: 'ADMIN', requestId: 1, body: { op: 'retry', jobId: 2 ** 53 - 1 } },
+    { type: 'ADMIN', requestId: U32_MAX, body: { op: 'retryMany', state: 'FAILED', kind: '🚀', limit: 10, afterId: 5 } },
+    { type: 'ADMIN', requestId: 3, body: { op: 'purge', kind: ASCII_255 } },
+  ],
   REPLY: [
     { type: 'REPLY', requestId: 1, body: JOB_INFO },
     { type: 'REPLY', requestId: 2, body: [JOB_INFO, { ...JOB_INFO, id: 0, state: 'QUEUED', notBefore: 5 }] },
