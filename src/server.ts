@@ -128,7 +128,13 @@ export class Scheduler {
       let opened: Awaited<ReturnType<typeof Journal.open>> | undefined;
       const core = new SchedulerCore({
         ...coreOpts,
-        journal: { append: (record, onDurable) => opened!.journal.append(record, onDurable) },
+        journal: {
+          append: (record, onDurable) =>
+            opened!.journal.append(record, (err) => {
+              this.#journalHealthy = err === null;
+              onDurable(err);
+            }),
+        },
         journalStats: () => opened?.journal.stats() ?? null,
         compact: () => this.compact(),
       });
@@ -179,6 +185,12 @@ export class Scheduler {
     this.#timer.unref();
     return this.#address;
   }
+
+  /** False while the journal's last write failed (a full disk): readiness (HTTP `/ready`). True without a journal. */
+  get journalHealthy(): boolean {
+    return this.#journalHealthy;
+  }
+  #journalHealthy = true;
 
   /** The listening address (after listen()). */
   get address(): { host: string; port: number } | undefined {

@@ -499,6 +499,21 @@ export class SchedulerCore {
     return this.#queued;
   }
 
+  /** Every kind known now, with its counters and histograms (metrics; read only). */
+  kinds(): IterableIterator<KindQueue> {
+    return this.#kinds.values();
+  }
+
+  /** Totals across kinds (metrics): QUEUED and RUNNING jobs, finished jobs retained, clients connected. */
+  get totals(): { queued: number; running: number; retained: number; submitted: number; clients: number; workers: number } {
+    return { queued: this.#queued, running: this.#running, retained: this.#retained.size, submitted: this.#submitted, clients: this.#clients, workers: this.#workers.size };
+  }
+
+  /** Connected workers (metrics; read only). */
+  workerSessions(): IterableIterator<WorkerSession> {
+    return this.#workers.values();
+  }
+
   /** Number of distinct kinds known now. */
   get kindCount(): number {
     return this.#kinds.size;
