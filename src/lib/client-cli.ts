@@ -678,7 +678,7 @@ async function submitOne(c: Client, io: CliIo, job: OneJob): Promise<number> {
       },
       () => undefined,
     );
-  }, NOTICE_DELAY_MS);
+  }, Math.min(NOTICE_DELAY_MS, (job.waitTimeoutMs ?? Infinity) / 2));
   let outcome: JobResult | Error | typeof STOPPED;
   try {
     outcome = await untilStopped(waiting, io.signal);
