@@ -78,6 +78,11 @@ export interface HelloMessage {
   capabilities: string[];
   /** Jobs a worker runs at once; 0 for clients. */
   concurrency: number;
+  /**
+   * Workers: jobs the scheduler may send beyond `concurrency`, which the
+   * worker queues and starts, in arrival order, as slots free (§5.4). Absent = 0.
+   */
+  prefetch?: number;
   token?: string;
 }
 /** The scheduler's answer to HELLO (§4.1). */
@@ -386,6 +391,9 @@ export interface WorkerInfo {
   heartbeatAgeMs?: number;
   /** Handlers the worker gave up on after an ABANDON (they ignored their signal). */
   stuck?: number;
+  /** Jobs sent to it and not started yet (its prefetch queue), and how many it accepts. */
+  prefetched?: number;
+  prefetch?: number;
   done: number;
   failed: number;
 }
@@ -396,6 +404,8 @@ export interface KindStats {
   running: number;
   /** QUEUED jobs waiting for a delay or a retry backoff. */
   delayed?: number;
+  /** Sent to a worker ahead of time, not started yet (counted apart from `running`). */
+  prefetched?: number;
   /** Workers connected that run this kind. */
   workers?: number;
   done: number;
@@ -1094,6 +1104,10 @@ export function encode(msg: Message): Buffer {
         capabilities: msg.capabilities,
         concurrency: msg.concurrency,
       };
+      if (msg.prefetch !== undefined) {
+        checkUint('prefetch', msg.prefetch, U32_MAX);
+        body['prefetch'] = msg.prefetch;
+      }
       if (msg.token !== undefined) body['token'] = msg.token;
       return jsonFrame(Command.HELLO, undefined, body);
     }
@@ -1270,6 +1284,7 @@ export function decodeMessage(f: Frame): Message {
         capabilities: field(c, o, 'capabilities', isStringArray),
         concurrency: field(c, o, 'concurrency', isU32),
       };
+      if (o['prefetch'] !== undefined) hello.prefetch = field(c, o, 'prefetch', isU32);
       if (token !== undefined) hello.token = token;
       return hello;
     }

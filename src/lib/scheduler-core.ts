@@ -146,6 +146,11 @@ const MAX_RETRIES_SHIFT = 10;
 const FINISHING_FLAG = 1 << 26;
 /** The job sits in the delay heap and counts in its kind's `delayed`. */
 const DELAYED_FLAG = 1 << 27;
+/**
+ * RUNNING, but only prefetched: assigned to a worker that has not started it
+ * (PROTOCOL.md §5.4). No run timeout; a lost worker does not charge it.
+ */
+const PREFETCHED_FLAG = 1 << 28;
 /** Longest error text a LIST item carries (STATUS gives the whole text). */
 const LIST_ERROR_CHARS = 1024;
 
@@ -275,7 +280,10 @@ export class KindQueue {
   queued = 0;
   /** QUEUED jobs waiting for a delay or backoff (included in `queued`). */
   delayed = 0;
+  /** RUNNING jobs a worker has started. */
   running = 0;
+  /** RUNNING jobs sent to a worker ahead of time, not started yet. */
+  prefetched = 0;
   /** Jobs of this kind in the job table in any state (PENDING to retained): the kind is forgotten at 0 with no workers. */
   live = 0;
   /** Finished jobs still retained, by state (LIST totals). */
@@ -331,15 +339,22 @@ export class ClientSession {
 
 /** A connected worker and its credit (DESIGN.md "Routing"). */
 export class WorkerSession {
-  /** Jobs whose current attempt runs on this worker (run timeouts are checked over these). */
+  /** Jobs whose current attempt is assigned to this worker, started or prefetched (run timeouts: started ones). */
   readonly running = new Set<Job>();
   /**
-   * What the worker holds: job id → attempt, for every ASSIGN not yet
-   * answered, abandoned attempts still winding down included (DESIGN.md rule
-   * 2). Its size is the worker's used credit; only an answer for an attempt
-   * in here frees a slot.
+   * What the worker holds: job id → attempt × 2 + (1 if started), for every
+   * ASSIGN not yet answered, abandoned attempts still winding down included
+   * (DESIGN.md rule 2). Its size is the worker's used credit; only an answer
+   * for an attempt in here frees credit, and only a started one frees a slot.
    */
   readonly held = new Map<number, number>();
+  /** Held attempts that started (the worker's busy slots, at most `concurrency`). */
+  started = 0;
+  /** Prefetched jobs in the order they were sent: the worker starts them in this order (lazy removal). */
+  prefetchQueue: Job[] = [];
+  prefetchHead = 0;
+  /** Jobs it accepts beyond `concurrency` (HELLO `prefetch`). */
+  prefetch = 0;
   draining = false;
   closed = false;
   /** Load the worker reported in its last heartbeat. */
@@ -377,6 +392,8 @@ interface KeyWaiter {
   progress: boolean;
 }
 
+/** Most jobs a worker may take beyond its concurrency, whatever it asks. */
+const MAX_PREFETCH = 1024;
 /** Bytes of an ASSIGN payload besides the kind and the args (protocol.ts hotFrameBytes). */
 const ASSIGN_FIXED_BYTES = 17 + 1;
 /** Bytes of an EVENT payload besides the data. */
@@ -410,6 +427,8 @@ export class SchedulerCore {
   /** Jobs whose submit record is not durable yet (invisible, but they count against maxQueued). */
   #pending = 0;
   #running = 0;
+  /** Jobs prefetched on some worker (not started). */
+  #prefetched = 0;
   #submitted = 0;
   #nextId = 1;
   #lastSample: number;
@@ -548,6 +567,7 @@ export class SchedulerCore {
     }
     const kinds = names.map((k) => this.#kind(k));
     const w = new WorkerSession(id, hello.name, peer, kinds, hello.concurrency, this.#now());
+    w.prefetch = Math.min(hello.prefetch ?? 0, MAX_PREFETCH);
     for (const k of kinds) k.workers.push(w);
     this.#workers.add(w);
     beforeDispatch?.(); // the WELCOME goes out before the first ASSIGN
@@ -582,8 +602,12 @@ export class SchedulerCore {
     const lost = [...s.running];
     s.running.clear();
     s.held.clear();
+    s.started = 0;
+    s.prefetchQueue = [];
+    s.prefetchHead = 0;
     for (const job of lost) {
-      if (this.#frozen) this.#requeueUncharged(job);
+      // A prefetched job never started there: queued again, no attempt charged.
+      if (this.#frozen || (job.flags & PREFETCHED_FLAG) !== 0) this.#requeueUncharged(job);
       else {
         job.kind.attemptsFailedLost++;
         this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
@@ -659,7 +683,7 @@ export class SchedulerCore {
             this.#attemptFailed(job, `result of ${msg.result.length} bytes is too large to deliver (max payload ${this.#maxPayloadBytes})`, true);
           } else {
             w.done++;
-            job.kind.runTime.observeMs(this.#now() - job.startedAt);
+            if ((job.flags & PREFETCHED_FLAG) === 0) job.kind.runTime.observeMs(this.#now() - job.startedAt);
             this.#finish(job, 'DONE', Buffer.from(msg.result)); // a copy: the frame is a view of the socket chunk
           }
         }
@@ -719,11 +743,68 @@ export class SchedulerCore {
     }
   }
 
-  /** Frees the worker's slot for (job, attempt) if it holds that attempt. */
+  /**
+   * Frees the worker's credit for (job, attempt) if it holds that attempt;
+   * if the attempt had started, its slot too, and the worker starts its next
+   * prefetched job (the scheduler mirrors that: PROTOCOL.md §5.4).
+   */
   #release(w: WorkerSession, jobId: number, attempt: number): boolean {
-    if (w.held.get(jobId) !== attempt) return false;
+    const v = w.held.get(jobId);
+    if (v === undefined || Math.floor(v / 2) !== attempt) return false;
     w.held.delete(jobId);
+    if (v % 2 === 1) {
+      w.started--;
+      this.#startNext(w);
+    }
     return true;
+  }
+
+  /** The worker had a slot free: it starts the oldest prefetched job still assigned to it. */
+  #startNext(w: WorkerSession): void {
+    const q = w.prefetchQueue;
+    while (w.prefetchHead < q.length && w.started < w.concurrency) {
+      const job = q[w.prefetchHead]!;
+      q[w.prefetchHead++] = undefined as unknown as Job;
+      if (!w.running.has(job) || (job.flags & PREFETCHED_FLAG) === 0) continue; // revoked, cancelled or lost meanwhile
+      w.held.set(job.id, job.attempts * 2 + 1);
+      w.started++;
+      this.#started(job, this.#now());
+    }
+    if (w.prefetchHead === q.length) {
+      q.length = 0;
+      w.prefetchHead = 0;
+    } else if (w.prefetchHead > 1024 && w.prefetchHead * 2 > q.length) {
+      w.prefetchQueue = q.slice(w.prefetchHead);
+      w.prefetchHead = 0;
+    }
+  }
+
+  /** A job's attempt starts on its worker now: its run timeout and run time count from here. */
+  #started(job: Job, now: number): void {
+    const kind = job.kind;
+    if ((job.flags & PREFETCHED_FLAG) !== 0) {
+      job.flags &= ~PREFETCHED_FLAG;
+      kind.prefetched--;
+      this.#prefetched--;
+    }
+    job.startedAt = now;
+    kind.waitTime.observeMs(now - (job.notBefore > job.createdAt ? job.notBefore : job.createdAt));
+    kind.running++;
+    this.#running++;
+    this.#observer?.job(job.id, kind.name, 'RUNNING', job.attempts);
+  }
+
+  /** A RUNNING job leaves its worker (outcome, retry, re-queue): off the started or prefetched counters. */
+  #unassign(job: Job): void {
+    const kind = job.kind;
+    if ((job.flags & PREFETCHED_FLAG) !== 0) {
+      job.flags &= ~PREFETCHED_FLAG;
+      kind.prefetched--;
+      this.#prefetched--;
+    } else {
+      kind.running--;
+      this.#running--;
+    }
   }
 
   #ignoredAnswer(w: WorkerSession, what: string, jobId: number, attempt: number): void {
@@ -872,7 +953,7 @@ export class SchedulerCore {
       !this.#frozen &&
       !w.closed &&
       !w.draining &&
-      w.held.size < w.concurrency &&
+      w.held.size < w.concurrency + w.prefetch &&
       w.peer.writableLength < this.#workerHighWaterBytes
     );
   }
@@ -883,14 +964,26 @@ export class SchedulerCore {
     const n = workers.length;
     if (n === 0 || k.paused) return;
     while (k.heap.size > 0) {
+      // A worker with an idle slot first; only then one that would queue it (prefetch).
       let chosen: WorkerSession | undefined;
+      let queuing: WorkerSession | undefined;
+      let queuingAt = 0;
       for (let i = 0; i < n; i++) {
         const w = workers[(k.cursor + i) % n]!;
-        if (this.#hasCredit(w)) {
+        if (!this.#hasCredit(w)) continue;
+        if (w.started < w.concurrency) {
           chosen = w;
           k.cursor = (k.cursor + i + 1) % n;
           break;
         }
+        if (queuing === undefined) {
+          queuing = w;
+          queuingAt = i;
+        }
+      }
+      if (chosen === undefined && queuing !== undefined) {
+        chosen = queuing;
+        k.cursor = (k.cursor + queuingAt + 1) % n;
       }
       if (chosen === undefined) return;
       const job = this.#popRunnable(k);
@@ -899,9 +992,15 @@ export class SchedulerCore {
     }
   }
 
-  /** Fills one worker's free credit with the best jobs among its kinds. */
+  /**
+   * Fills one worker's free credit with the best jobs among its kinds. A
+   * worker with an idle slot and nothing runnable takes back prefetched jobs
+   * that wait on other workers (PROTOCOL.md §5.4): a deep prefetch never lets
+   * one worker hoard jobs while another idles.
+   */
   #dispatchWorker(w: WorkerSession): void {
     const kinds = w.kinds;
+    let stole = false;
     while (this.#hasCredit(w)) {
       let best: Job | undefined;
       for (let i = 0; i < kinds.length; i++) {
@@ -910,10 +1009,42 @@ export class SchedulerCore {
         const head = this.#peekRunnable(k);
         if (head !== undefined && (best === undefined || runsBefore(head, best))) best = head;
       }
-      if (best === undefined) return;
+      if (best === undefined) {
+        if (stole || this.#prefetched === 0 || w.started >= w.concurrency || this.#steal(w) === 0) return;
+        stole = true;
+        continue;
+      }
       best.kind.heap.pop();
       this.#assign(best, w);
     }
+  }
+
+  /**
+   * Revokes up to `w`'s idle slots' worth of prefetched jobs from the heads
+   * of other workers' queues — the jobs they would start next, so the queue
+   * order holds across workers — and queues them again, uncharged; the
+   * revoked worker gets ABANDON `lost` and answers it.
+   */
+  #steal(w: WorkerSession): number {
+    let want = w.concurrency - w.started;
+    let stolen = 0;
+    for (const v of this.#workers) {
+      if (v === w) continue;
+      const q = v.prefetchQueue;
+      // Look at a bounded head only (DESIGN.md rule 3); dead entries are skipped by #startNext.
+      for (let i = v.prefetchHead, looked = 0; i < q.length && looked < 64 && want > 0; i++, looked++) {
+        const job = q[i]!;
+        if (!v.running.has(job) || (job.flags & PREFETCHED_FLAG) === 0) continue;
+        if (job.kind.paused || !w.kinds.includes(job.kind)) continue;
+        v.running.delete(job); // still held (not started) until v answers the ABANDON
+        v.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'lost' });
+        this.#requeueUncharged(job);
+        stolen++;
+        want--;
+      }
+      if (want === 0) break;
+    }
+    return stolen;
   }
 
   /** Dispatches every kind (after freeze() is lifted, for tests and embedders). */
@@ -940,15 +1071,21 @@ export class SchedulerCore {
     job.state = 'RUNNING';
     job.attempts++;
     job.worker = w;
-    const now = this.#now();
-    job.startedAt = now;
-    kind.waitTime.observeMs(now - (job.notBefore > job.createdAt ? job.notBefore : job.createdAt));
     kind.queued--;
-    kind.running++;
     this.#queued--;
-    this.#running++;
-    w.held.set(job.id, job.attempts);
     w.running.add(job);
+    if (w.started < w.concurrency) {
+      w.held.set(job.id, job.attempts * 2 + 1);
+      w.started++;
+      this.#started(job, this.#now());
+    } else {
+      // Prefetched (PROTOCOL.md §5.4): the worker starts it when one of its slots frees.
+      w.held.set(job.id, job.attempts * 2);
+      job.flags |= PREFETCHED_FLAG;
+      kind.prefetched++;
+      this.#prefetched++;
+      w.prefetchQueue.push(job);
+    }
     w.peer.send({
       type: 'ASSIGN',
       jobId: job.id,
@@ -957,8 +1094,7 @@ export class SchedulerCore {
       kind: kind.name,
       args: job.args.length === 0 ? EMPTY : Buffer.from(job.args, 'latin1'),
     });
-    this.#observer?.job(job.id, kind.name, 'RUNNING', job.attempts);
-    if (this.#debug) this.#log('debug', `job ${job.id} RUNNING on ${w.name} (attempt ${job.attempts})`);
+    if (this.#debug) this.#log('debug', `job ${job.id} assigned to ${w.name} (attempt ${job.attempts})`);
   }
 
   // -------------------------------------------------------------------------
@@ -966,14 +1102,13 @@ export class SchedulerCore {
 
   /** The current attempt failed (error, timeout or lost worker): retry with backoff, or fail for good. */
   #attemptFailed(job: Job, reason: string, permanent: boolean): void {
-    job.kind.runTime.observeMs(this.#now() - job.startedAt);
+    if ((job.flags & PREFETCHED_FLAG) === 0) job.kind.runTime.observeMs(this.#now() - job.startedAt);
     if (permanent || job.attempts > job.maxRetries) {
       this.#finish(job, 'FAILED', reason, permanent);
       return;
     }
     const kind = job.kind;
-    kind.running--;
-    this.#running--;
+    this.#unassign(job);
     const now = this.#now();
     const delay = backoffDelay(job.attempts - 1, { baseMs: this.#retryBaseMs, maxMs: this.#retryMaxMs, random: this.#random });
     job.state = 'QUEUED';
@@ -994,8 +1129,7 @@ export class SchedulerCore {
   /** A RUNNING job whose worker went away while the scheduler stops: queued again, no attempt charged. */
   #requeueUncharged(job: Job): void {
     const kind = job.kind;
-    kind.running--;
-    this.#running--;
+    this.#unassign(job);
     job.state = 'QUEUED';
     job.attempts--;
     kind.queued++;
@@ -1078,8 +1212,7 @@ export class SchedulerCore {
     if (job.state === 'RUNNING') {
       // Its worker was told to ABANDON: the attempt is over, the job runs again.
       const kind = job.kind;
-      kind.running--;
-      this.#running--;
+      this.#unassign(job);
       job.state = 'QUEUED';
       kind.queued++;
       this.#queued++;
@@ -1093,8 +1226,7 @@ export class SchedulerCore {
   #commitFinish(job: Job, state: 'DONE' | 'FAILED' | 'CANCELLED', permanent: boolean): void {
     const kind = job.kind;
     if (job.state === 'RUNNING') {
-      kind.running--;
-      this.#running--;
+      this.#unassign(job);
     } else if (job.state === 'QUEUED') {
       kind.queued--;
       this.#queued--;
@@ -1528,7 +1660,8 @@ export class SchedulerCore {
     for (const w of this.#workers) {
       if (w.running.size === 0) continue;
       for (const job of w.running) {
-        if (now - job.startedAt < job.timeoutMs) continue;
+        // A prefetched job has not started: its run timeout is not running (PROTOCOL.md §5.4).
+        if ((job.flags & PREFETCHED_FLAG) !== 0 || now - job.startedAt < job.timeoutMs) continue;
         w.running.delete(job); // held until the worker answers the ABANDON
         w.peer.send({ type: 'ABANDON', jobId: job.id, attempt: job.attempts, reason: 'timeout' });
         job.kind.attemptsFailedTimeout++;
@@ -1897,7 +2030,9 @@ export class SchedulerCore {
       name: w.name,
       capabilities: w.kinds.map((k) => k.name),
       concurrency: w.concurrency,
-      running: w.held.size,
+      running: w.started,
+      prefetched: w.held.size - w.started,
+      prefetch: w.prefetch,
       draining: w.draining,
       connectedAt: this.epoch + w.connectedAt,
       lastHeartbeatAt: this.epoch + w.lastHeartbeatAt,
@@ -1926,6 +2061,7 @@ export class SchedulerCore {
       kinds[k.name] = {
         queued: k.queued,
         running: k.running,
+        prefetched: k.prefetched,
         delayed: k.delayed,
         done: k.done,
         failed: k.failed,

@@ -438,3 +438,95 @@ describe('replay and snapshots', () => {
     expect(finals).toEqual([a1!.jobId]);
   });
 });
+
+describe('prefetch (PROTOCOL.md §5.4)', () => {
+  const prefetching = (t: ReturnType<typeof setup>, name: string, kinds: string[], concurrency: number, prefetch: number) => {
+    const peer = new FakePeer();
+    const session = t.core.openWorker(name, { type: 'HELLO', version: 1, role: 'worker', name, capabilities: kinds, concurrency, prefetch }, peer);
+    return { peer, session };
+  };
+
+  it('sends up to concurrency + prefetch jobs, and runs no timeout for a job not started yet', () => {
+    const t = setup();
+    for (let i = 0; i < 5; i++) t.submit('k', String(i), { timeoutMs: 100, maxRetries: 1 });
+    const w = prefetching(t, 'W', ['k'], 1, 2);
+    const assigns = w.peer.take('ASSIGN');
+    expect(assigns.map((a) => a.jobId)).toEqual([1, 2, 3]);
+    expect(t.core.stats().kinds['k']).toMatchObject({ running: 1, prefetched: 2, queued: 2 });
+    t.advance(80);
+    t.core.handleWorker(w.session, RESULT(1, 1)); // job 2 starts now, on the worker and in the scheduler's model
+    expect(w.peer.take('ASSIGN').map((a) => a.jobId)).toEqual([4]);
+    t.advance(80); // job 2 has run 80 ms, jobs 3 and 4 have not started: no timeout
+    expect(w.peer.take('ABANDON')).toEqual([]);
+    t.advance(30); // job 2 now ran 110 ms
+    expect(w.peer.take('ABANDON')).toMatchObject([{ jobId: 2, reason: 'timeout' }]);
+  });
+
+  it('queues a lost worker’s prefetched jobs again without charging an attempt', () => {
+    const t = setup();
+    for (let i = 0; i < 3; i++) t.submit('k', String(i), { maxRetries: 0 });
+    const w = prefetching(t, 'W', ['k'], 1, 4);
+    expect(w.peer.take('ASSIGN')).toHaveLength(3);
+    t.core.closeSession(w.session, 'gone');
+    const [started, p1, p2] = [1, 2, 3].map((id) => t.core.jobs.get(id)!);
+    expect(started!.state).toBe('FAILED'); // it had started: the loss is charged (retries 0)
+    expect([p1!.state, p1!.attempts, p2!.state, p2!.attempts]).toEqual(['QUEUED', 0, 'QUEUED', 0]);
+  });
+
+  it('cancels a prefetched job: ABANDON reaches the worker, its answer frees the credit but no slot', () => {
+    const t = setup();
+    for (let i = 0; i < 3; i++) t.submit('k', String(i));
+    const w = prefetching(t, 'W', ['k'], 1, 2);
+    w.peer.take('ASSIGN');
+    t.request({ type: 'CANCEL', requestId: t.nextRequestId(), jobId: 3 });
+    expect(w.peer.take('ABANDON')).toMatchObject([{ jobId: 3, reason: 'cancelled' }]);
+    expect(t.core.jobs.get(3)!.state).toBe('CANCELLED');
+    t.core.handleWorker(w.session, { type: 'FAIL', jobId: 3, attempt: 1, permanent: false, message: 'abandoned: cancelled' });
+    expect(w.session.started).toBe(1);
+    t.core.handleWorker(w.session, RESULT(1, 1));
+    expect(t.core.stats().kinds['k']).toMatchObject({ running: 1, prefetched: 0 }); // job 2 started; 3 is gone
+    expect(w.session.started).toBe(1);
+  });
+
+  it('starts a backlog in queue order across two workers with deep prefetch, and an idle worker takes back what another hoards', () => {
+    const t = setup();
+    const A = prefetching(t, 'A', ['k'], 1, 16);
+    for (let i = 0; i < 6; i++) t.submit('k', `low${i}`, { priority: 0 });
+    // A holds all six (one started, five queued on it).
+    expect(A.peer.take('ASSIGN')).toHaveLength(6);
+    const B = prefetching(t, 'B', ['k'], 1, 16);
+    // B is idle with nothing runnable: it takes back the job A would start next.
+    expect(A.peer.take('ABANDON')).toMatchObject([{ jobId: 2, reason: 'lost' }]);
+    expect(B.peer.take('ASSIGN')).toMatchObject([{ jobId: 2, attempt: 1 }]);
+    expect(t.core.jobs.get(2)!.attempts).toBe(1); // uncharged: attempt 1 again, on B
+    // A's late answer to the revoked attempt frees its credit and nothing else.
+    t.core.handleWorker(A.session, { type: 'FAIL', jobId: 2, attempt: 1, permanent: false, message: 'abandoned: lost' });
+    expect(t.core.jobs.get(2)!.state).toBe('RUNNING');
+    t.core.handleWorker(B.session, RESULT(2, 1, 'from B'));
+    expect(String(t.core.jobs.get(2)!.outcome)).toBe('from B');
+
+    // A backlog that exists before dispatch starts in priority order across both workers.
+    const t2 = setup();
+    for (let i = 0; i < 4; i++) t2.submit('k', `low${i}`, { priority: 0 });
+    for (let i = 0; i < 4; i++) t2.submit('k', `high${i}`, { priority: 9 });
+    const C = prefetching(t2, 'C', ['k'], 1, 8);
+    const D = prefetching(t2, 'D', ['k'], 1, 8);
+    const startOrder: string[] = [];
+    const args = new Map<number, string>();
+    for (const a of [...C.peer.take('ASSIGN'), ...D.peer.take('ASSIGN')]) args.set(a.jobId, a.args.toString());
+    const PREFETCHED = 1 << 28;
+    const isStarted = (j: { state: string; flags: number }) => j.state === 'RUNNING' && (j.flags & PREFETCHED) === 0;
+    const running = () => [...t2.core.jobs.values()].filter((j) => isStarted(j) && !startOrder.includes(args.get(j.id)!));
+    for (let round = 0; round < 8 && startOrder.length < 8; round++) {
+      for (const j of running()) startOrder.push(args.get(j.id)!);
+      for (const [w, peer] of [[C.session, C.peer], [D.session, D.peer]] as const) {
+        const mine = [...w.running].find(isStarted);
+        if (mine !== undefined) t2.core.handleWorker(w, RESULT(mine.id, mine.attempts));
+        for (const a of peer.take('ASSIGN')) args.set(a.jobId, a.args.toString());
+      }
+    }
+    expect(startOrder).toHaveLength(8);
+    expect(startOrder.slice(0, 4).every((s) => s.startsWith('high'))).toBe(true);
+    expect(startOrder.slice(4).every((s) => s.startsWith('low'))).toBe(true);
+  });
+});
