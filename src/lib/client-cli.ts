@@ -73,6 +73,7 @@ const SUBMIT_OPTIONS: OptionTable = {
   retries: { type: 'string', arg: 'N', help: "retries after the first attempt (default: the scheduler's)" },
   'est-ms': { type: 'string', arg: 'MS', help: 'estimated run time; shorter jobs run first' },
   delay: { type: 'string', arg: 'MS', help: 'do not start before MS milliseconds from now' },
+  at: { type: 'string', arg: 'TIME', help: 'do not start before TIME (ISO 8601, e.g. 2030-01-02T03:04:05Z;\nby this machine\'s clock, at most 49 days ahead)' },
   key: { type: 'string', arg: 'KEY', help: 'idempotency key: reuse the live job with this key' },
   'wait-timeout': { type: 'string', arg: 'MS', help: 'stop waiting after MS ms: print the job ids, exit 4\n(the jobs go on)' },
   window: { type: 'string', arg: 'N', help: `--file: most jobs in flight (default ${DEFAULT_WINDOW})` },
@@ -288,6 +289,119 @@ const COMMANDS: Record<string, CommandSpec> = {
       const intervalMs = optUint(parsed, 'interval', U32_MAX, 100) ?? 1000;
       return async (c) => {
         await runTop(c, io, io.signal === undefined ? { intervalMs } : { intervalMs, signal: io.signal });
+        return EXIT.OK;
+      };
+    },
+  },
+  retry: {
+    brief: 'retry ID | --failed',
+    synopsis: 'retry ID | retry --failed|--cancelled [--kind KIND] [--limit N]',
+    summary: 'run a FAILED or CANCELLED job again; --failed: every failed job (of KIND)',
+    options: {
+      failed: { type: 'boolean', help: 'retry FAILED jobs, newest first' },
+      cancelled: { type: 'boolean', help: 'retry CANCELLED jobs, newest first' },
+      kind: { type: 'string', arg: 'KIND', help: 'with --failed/--cancelled: only jobs of KIND' },
+      limit: { type: 'string', arg: 'N', help: 'with --failed/--cancelled: at most N jobs (default: all)' },
+    },
+    prepare: ({ parsed, io, json }) => {
+      const failed = parsed.values['failed'] === true;
+      const cancelled = parsed.values['cancelled'] === true;
+      if (!failed && !cancelled) {
+        for (const name of ['kind', 'limit']) if (parsed.values[name] !== undefined) throw new UsageError(`--${name} goes with --failed or --cancelled`);
+        const id = jobIdArg(parsed);
+        return async (c) => {
+          const info = await c.retry(id);
+          write(io, json ? JSON.stringify(info) + '\n' : `job ${info.id} ${info.state.toLowerCase()} again\n`);
+          return EXIT.OK;
+        };
+      }
+      if (failed && cancelled) throw new UsageError('give --failed or --cancelled, not both');
+      noPositionals(parsed);
+      const kind = optString(parsed, 'kind');
+      if (kind !== undefined) str8Option('kind', kind);
+      const limit = optUint(parsed, 'limit', Number.MAX_SAFE_INTEGER, 1) ?? Infinity;
+      const state = failed ? 'FAILED' : 'CANCELLED';
+      return async (c) => {
+        // The scheduler retries a bounded slice per request (PROTOCOL.md §5.8); walk the cursor.
+        let retried = 0;
+        let afterId: number | undefined;
+        do {
+          const page = await c.retryMany({ state, ...(kind === undefined ? {} : { kind }), limit: Math.min(1000, limit - retried), ...(afterId === undefined ? {} : { afterId }) });
+          retried += page.retried;
+          afterId = page.next;
+        } while (afterId > 0 && retried < limit && io.signal?.aborted !== true);
+        write(io, json ? JSON.stringify({ state, kind, retried }) + '\n' : `${plural(retried, `${state.toLowerCase()} job`)} queued again\n`);
+        return EXIT.OK;
+      };
+    },
+  },
+  pause: {
+    brief: 'pause KIND',
+    synopsis: 'pause KIND',
+    summary: 'stop dispatching jobs of KIND (submits still queue; kept across restarts)',
+    options: {},
+    prepare: ({ parsed, io, json }) => {
+      const kind = kindArg(parsed);
+      return async (c) => {
+        const r = await c.pause(kind);
+        write(io, json ? JSON.stringify(r) + '\n' : `${r.kind} paused\n`);
+        return EXIT.OK;
+      };
+    },
+  },
+  resume: {
+    brief: 'resume KIND',
+    synopsis: 'resume KIND',
+    summary: 'dispatch jobs of a paused KIND again',
+    options: {},
+    prepare: ({ parsed, io, json }) => {
+      const kind = kindArg(parsed);
+      return async (c) => {
+        const r = await c.resume(kind);
+        write(io, json ? JSON.stringify(r) + '\n' : `${r.kind} resumed\n`);
+        return EXIT.OK;
+      };
+    },
+  },
+  purge: {
+    brief: 'purge KIND --yes',
+    synopsis: 'purge KIND --yes',
+    summary: 'cancel every queued job of KIND',
+    options: { yes: { type: 'boolean', help: 'yes, cancel them (required: there is no undo)' } },
+    prepare: ({ parsed, io, json }) => {
+      const kind = kindArg(parsed);
+      if (parsed.values['yes'] !== true) throw new UsageError(`purge cancels every queued ${kind} job; add --yes to confirm`);
+      return async (c) => {
+        const r = await c.purge(kind);
+        write(io, json ? JSON.stringify(r) + '\n' : `${plural(r.purged, `queued ${r.kind} job`)} cancelled\n`);
+        return EXIT.OK;
+      };
+    },
+  },
+  drain: {
+    brief: 'drain WORKER',
+    synopsis: 'drain WORKER',
+    summary: 'a worker (id or name) finishes its running jobs and takes no new ones',
+    options: {},
+    prepare: ({ parsed, io, json }) => {
+      const worker = nameArg(parsed, 'WORKER');
+      return async (c) => {
+        const w = await c.drain(worker);
+        write(io, json ? JSON.stringify(w) + '\n' : `worker ${w.name} draining (${w.running} running)\n`);
+        return EXIT.OK;
+      };
+    },
+  },
+  promote: {
+    brief: 'promote ID',
+    synopsis: 'promote ID',
+    summary: 'a delayed or backing-off job runs now',
+    options: {},
+    prepare: ({ parsed, io, json }) => {
+      const id = jobIdArg(parsed);
+      return async (c) => {
+        const info = await c.promote(id);
+        write(io, json ? JSON.stringify(info) + '\n' : `job ${info.id} promoted\n`);
         return EXIT.OK;
       };
     },
@@ -546,6 +660,19 @@ function noPositionals(p: ParsedArgv): void {
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument "${p.positionals[0]}"`);
 }
 
+/** The one positional of `pause KIND`, `drain WORKER`. */
+function nameArg(p: ParsedArgv, what: string): string {
+  const [name, extra] = p.positionals;
+  if (name === undefined) throw new UsageError(`missing ${what}`);
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  if (name === '' || Buffer.byteLength(name) > MAX_STR8_BYTES) throw new UsageError(`${what} must be 1 to ${MAX_STR8_BYTES} bytes`);
+  return name;
+}
+
+function kindArg(p: ParsedArgv): string {
+  return nameArg(p, 'KIND');
+}
+
 function jobIdArg(p: ParsedArgv): number {
   const [text, extra] = p.positionals;
   if (text === undefined) throw new UsageError('missing job ID');
@@ -567,6 +694,20 @@ function write(io: CliIo, text: string): void {
 // ---------------------------------------------------------------------------
 // submit
 
+/**
+ * `--at TIME` as a delay from now. The wire carries a delay (u32 ms), so the
+ * time is read by this machine's clock; a time in the past means "now".
+ */
+export function delayUntil(text: string, nowMs: number): number {
+  // Date.parse is lenient ("1", "May 5"): take only ISO 8601 dates and times.
+  const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+  const t = iso.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(t)) throw new UsageError(`--at takes an ISO 8601 time like 2030-01-02T03:04:05Z, got "${text}"`);
+  const delay = Math.max(0, Math.ceil(t - nowMs));
+  if (delay > U32_MAX) throw new UsageError(`--at ${text} is more than ${Math.floor(U32_MAX / 86_400_000)} days ahead`);
+  return delay;
+}
+
 /** Submit options from the settings (command line, environment, config file). */
 function submitOptions(s: Settings, p: ParsedArgv): SubmitOptions {
   const opts: SubmitOptions = {};
@@ -577,6 +718,11 @@ function submitOptions(s: Settings, p: ParsedArgv): SubmitOptions {
   if (s.estMs !== undefined) opts.estMs = s.estMs;
   const delayMs = optUint(p, 'delay', U32_MAX);
   if (delayMs !== undefined) opts.delayMs = delayMs;
+  const at = optString(p, 'at');
+  if (at !== undefined) {
+    if (delayMs !== undefined) throw new UsageError('give --delay or --at, not both');
+    opts.delayMs = delayUntil(at, Date.now());
+  }
   const key = optString(p, 'key');
   if (key !== undefined) opts.key = str8Option('key', key);
   return opts;

@@ -147,6 +147,12 @@ describe.concurrent('taskwire usage', () => {
     ['bad --limit', ['jobs', '--limit', '0']],
     ['bad --server', ['stats', '--server', 'nowhere']],
     ['--server without a port', ['stats', '--server', 'h:0']],
+    ['--at that is not ISO 8601', ['submit', '--at', 'tomorrow', 'x']],
+    ['--at and --delay', ['submit', '--at', '2030-01-01T00:00:00Z', '--delay', '5', 'x']],
+    ['purge without --yes', ['purge', 'sha256']],
+    ['retry without an id', ['retry']],
+    ['retry --kind without --failed', ['retry', '5', '--kind', 'add']],
+    ['pause without a kind', ['pause']],
   ])('%s: exits 2 with one line on stderr pointing at --help', async (_name, args) => {
     // Usage errors are found before connecting: this port is never dialled.
     const r = await taskwire([...args, ...(args.includes('--server') ? [] : ['--server', '127.0.0.1:1'])]);
@@ -489,7 +495,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', '--file', '-', '--server', held.address]);
     cli.proc.stdin.write('one\ntwo\nthree\n'); // stdin stays open, like an endless producer
-    await held.until(() => held.receivedOf('WATCH').length === 3);
+    await held.until(() => held.receivedOf('WATCH').length === 3, 15_000);
     held.release([held.held[0]!.id]);
     expect(await cli.lines(1)).toEqual([sha256('one')]);
     cli.proc.kill('SIGINT');
@@ -516,7 +522,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', '--file', '-', '--server', held.address]);
     cli.proc.stdin.write('one\ntwo\n');
-    await held.until(() => held.receivedOf('WATCH').length === 2);
+    await held.until(() => held.receivedOf('WATCH').length === 2, 15_000);
     held.release([held.held[0]!.id]);
     expect(await cli.lines(1)).toEqual([sha256('one')]);
     held.dropConnections();
@@ -530,7 +536,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
   it('losing the scheduler while one job waits prints its id and exits 3', async () => {
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', 'x', '--server', held.address]);
-    await held.until(() => held.receivedOf('WATCH').length === 1);
+    await held.until(() => held.receivedOf('WATCH').length === 1, 15_000);
     held.dropConnections();
     expect(await cli.exit()).toBe(3);
     const id = held.held[0]!.id;
@@ -540,7 +546,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
   it('Ctrl-C while one job waits says the job goes on, and exits 130', async () => {
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', '--json', 'x', '--server', held.address]);
-    await held.until(() => held.receivedOf('WATCH').length === 1);
+    await held.until(() => held.receivedOf('WATCH').length === 1, 15_000);
     cli.proc.kill('SIGINT');
     expect(await cli.exit()).toBe(130);
     expect(JSON.parse(cli.out.stdout)).toMatchObject({ code: 'INTERRUPTED', id: held.held[0]!.id });
