@@ -156,10 +156,14 @@ export class ProgressBar {
     this.#startedAt = this.#now();
   }
 
-  /** Records progress and redraws if the last redraw is at least the interval old (or the run is complete). */
+  /**
+   * Records progress and redraws if the last redraw is at least the interval
+   * old (or the run is complete). An undefined `total` keeps the one known
+   * from {@link setTotal}.
+   */
   update(done: number, total: number | undefined, failed = 0): void {
     this.#done = done;
-    this.#total = total;
+    this.#total = total ?? this.#total;
     this.#failed = failed;
     const now = this.#now();
     if (now - this.#drawnAt < this.#intervalMs && done !== total) return;

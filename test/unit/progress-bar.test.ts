@@ -130,6 +130,14 @@ describe('ProgressBar', () => {
     expect(term.screenLine).toMatch(/^100% /);
   });
 
+  it('keeps a total set in advance (a counted file) while the input is still being read', () => {
+    const { term, bar, advance } = setup();
+    bar.setTotal(200);
+    advance(1500);
+    bar.update(50, undefined);
+    expect(term.screenLine).toMatch(/^ 25% \[/);
+  });
+
   it('first frame: no rate, no ETA', () => {
     const { term, bar, advance } = setup();
     advance(100);
