@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WorkerPool } from '../../src/lib/pool/worker-pool.js';
-import { poolProcessArgs } from '../../src/lib/worker-cli.js';
+import { parseWorkerCli, poolProcessArgs } from '../../src/lib/worker-cli.js';
 import { spawnTs, type Child } from '../helpers/process.js';
 import { closedPort, connectClient, startScheduler } from '../helpers/scheduler.js';
 
@@ -36,6 +38,17 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
   while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Alive and not a zombie (an orphan may wait for a PID 1 that never reaps it). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -128,6 +141,18 @@ describe('taskwire-worker --processes N', () => {
     expect(attempts.every((a) => a === 1)).toBe(true);
   });
 
+  it('its processes drain and exit by themselves when the supervisor is killed with SIGKILL', async () => {
+    const { address } = await startScheduler();
+    const pool = spawnPool(address, ['-w', 'ORPHAN', '--processes', '2', '-c', 'sha256']);
+    await pool.waitForLine(/pool ORPHAN: 2 process\(es\) ready/);
+    const pids = [1, 2].map((i) => Number(pool.stderr.match(new RegExp(`ORPHAN-${i} started \\(pid (\\d+)\\)`))![1]));
+    const client = await connectClient(address);
+    expect((await client.workers()).length).toBe(2);
+    pool.proc.kill('SIGKILL');
+    await until('both processes have exited', () => !pids.some(alive));
+    await until('the scheduler has no workers left', async () => (await client.workers()).length === 0);
+  });
+
   it('loads a --handlers module (path relative to the working directory) in single-process mode too', async () => {
     const { address } = await startScheduler();
     const child = spawnTs('src/worker.ts', ['--server', address, '-w', 'H', '--log-level', 'error', '--handlers', './test/fixtures/upper-handlers.mjs', '-c', 'upper']);
@@ -181,6 +206,11 @@ describe('WorkerPool (embedded)', () => {
     expect(exits).toEqual([true, true]);
     expect(() => new WorkerPool({ processes: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new WorkerPool({ processes: 1, args: ['--name', 'x'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('--processes auto is one process per CPU', () => {
+    const cli = parseWorkerCli(['--processes', 'auto'], {});
+    expect(cli.help === false && cli.processes).toBe(availableParallelism());
   });
 
   it('poolProcessArgs keeps what every process needs and drops what only the supervisor uses', () => {
