@@ -51,6 +51,13 @@ export interface WorkerOptions {
   capabilities?: string[];
   /** Most jobs run at once (the scheduler never assigns more). Default 4. */
   concurrency?: number;
+  /**
+   * Jobs the scheduler may send ahead, beyond `concurrency`: they wait here,
+   * not started (no timeout runs), and start in arrival order as slots free,
+   * so a slot never idles for a round trip (PROTOCOL.md §5.4). Default
+   * max(32, concurrency); 0 turns it off.
+   */
+  prefetch?: number;
   /** Shared secret, when the scheduler requires one. */
   token?: string;
   /** First reconnect delay ceiling; doubles per failed attempt, with jitter. Default 100 ms. */
@@ -159,6 +166,14 @@ class Session {
   readonly jobs = new Map<number, Job>();
   /** Jobs in `jobs`: this connection's load, reported in heartbeats. */
   running = 0;
+  /**
+   * Prefetched ASSIGNs waiting for a slot, in arrival order (from `queueHead`):
+   * started as slots free, in the order the scheduler mirrors (PROTOCOL.md §5.4).
+   */
+  queue: (AssignMessage | undefined)[] = [];
+  queueHead = 0;
+  /** Live entries of `queue` (an abandoned one leaves a hole). */
+  queued = 0;
   /** False once answers can no longer be delivered (link lost, scheduler said goodbye). */
   open = true;
   /** Why the connection ended: a connection-level ERROR, the scheduler's GOODBYE, or a socket error. */
@@ -293,6 +308,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Scheduler address, `host:port`. */
   readonly address: string;
   readonly concurrency: number;
+  /** Jobs accepted ahead of time beyond `concurrency` (see {@link WorkerOptions.prefetch}). */
+  readonly prefetch: number;
   readonly #host: string;
   readonly #port: number;
   readonly #registry: HandlerRegistry = createBuiltinRegistry();
@@ -342,6 +359,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
     this.concurrency = opts.concurrency ?? 4;
     checkInt('concurrency', this.concurrency, 1, U32_MAX);
+    this.prefetch = opts.prefetch ?? Math.max(32, this.concurrency);
+    checkInt('prefetch', this.prefetch, 0, 1024);
     this.#capabilities = opts.capabilities === undefined ? undefined : [...opts.capabilities];
     this.#token = opts.token;
     this.#reconnectBaseMs = opts.reconnectBaseMs ?? 100;
@@ -444,6 +463,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     } else {
       this.#logAt('info', `draining: ${s.running} job(s) running, grace ${graceMs} ms`);
       s.conn.send({ type: 'GOODBYE', reason: 'worker draining' });
+      // Prefetched jobs never started here: give them back now (queued again elsewhere, uncharged).
+      for (let i = s.queueHead; i < s.queue.length; i++) {
+        const q = s.queue[i];
+        if (q === undefined) continue;
+        s.conn.send({ type: 'FAIL', jobId: q.jobId, attempt: q.attempt, permanent: false, returned: true, message: 'returned: worker draining' });
+      }
+      s.queue = [];
+      s.queueHead = 0;
+      s.queued = 0;
       // Its answer comes after every ASSIGN the scheduler sent before it saw the GOODBYE.
       s.conn.send({ type: 'STATUS', requestId: DRAIN_BARRIER_ID, jobId: 0 });
       this.#graceTimer = setTimeout(() => this.#graceExpired(s), graceMs);
@@ -528,6 +556,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         capabilities: s.capabilities,
         concurrency: this.concurrency,
       };
+      if (this.prefetch > 0) hello.prefetch = this.prefetch;
       if (this.#token !== undefined) hello.token = this.#token;
       conn.send(hello);
     });
@@ -696,6 +725,36 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * same turn: no promise, no AbortController, no map entry, no timer.
    */
   #onAssign(s: Session, msg: AssignMessage): void {
+    if (s.running >= this.concurrency || s.queued > 0) {
+      if (this.#state === 'draining') {
+        // Not started, and we are leaving: give it back (the scheduler queues it again, uncharged).
+        s.conn!.send({ type: 'FAIL', jobId: msg.jobId, attempt: msg.attempt, permanent: false, returned: true, message: 'returned: worker draining' });
+        return;
+      }
+      // Prefetched: a copy, since the frame is a view of the socket chunk.
+      s.queue.push({ ...msg, args: Buffer.from(msg.args) });
+      s.queued++;
+      return;
+    }
+    this.#run(s, msg);
+  }
+
+  /** Starts prefetched jobs while slots are free (after an answer freed one). */
+  #startQueued(s: Session): void {
+    while (s.queueHead < s.queue.length && s.running < this.concurrency && s.open) {
+      const msg = s.queue[s.queueHead];
+      s.queue[s.queueHead++] = undefined;
+      if (msg === undefined) continue; // abandoned while it waited
+      s.queued--;
+      this.#run(s, msg);
+    }
+    if (s.queueHead === s.queue.length) {
+      s.queue.length = 0;
+      s.queueHead = 0;
+    }
+  }
+
+  #run(s: Session, msg: AssignMessage): void {
     const handler = s.handlers.get(msg.kind);
     if (handler === undefined) {
       // The scheduler routes only advertised kinds; answer anyway, so the slot is freed.
@@ -722,6 +781,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   #onAbandon(s: Session, msg: AbandonMessage): void {
+    // A prefetched job not started yet: drop it and answer at once (PROTOCOL.md §5.4).
+    for (let i = s.queueHead; i < s.queue.length; i++) {
+      const q = s.queue[i];
+      if (q !== undefined && q.jobId === msg.jobId && q.attempt === msg.attempt) {
+        s.queue[i] = undefined;
+        s.queued--;
+        s.conn!.send({ type: 'FAIL', jobId: msg.jobId, attempt: msg.attempt, permanent: false, message: `abandoned: ${msg.reason}` });
+        return;
+      }
+    }
     // Not found: already answered (a synchronous handler, or the answer crossed the ABANDON).
     for (let j = s.jobs.get(msg.jobId); j !== undefined; j = j.next) {
       if (j.attempt === msg.attempt) {
@@ -756,6 +825,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     );
     if (s.open) this.#sendFail(job, false, `abandoned: handler ignored its abort signal for ${this.#abandonGraceMs} ms`);
     this.emit('stuck', { jobId: job.jobId, attempt: job.attempt, kind: job.kind, stuck: this.#stuck });
+    if (s.queued > 0) this.#startQueued(s);
     if (this.#state === 'draining') this.#maybeEndDrain(s);
   }
 
@@ -799,6 +869,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         }
       }
     }
+    if (s.queued > 0) this.#startQueued(s);
     if (this.#state === 'draining') this.#maybeEndDrain(s);
   }
 
@@ -815,6 +886,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.#sendFail(job, err instanceof PermanentError, errorMessage(err));
       }
     }
+    if (s.queued > 0) this.#startQueued(s);
     if (this.#state === 'draining') this.#maybeEndDrain(s);
   }
 

@@ -193,6 +193,12 @@ export interface FailMessage {
   attempt: number;
   permanent: boolean;
   message: string;
+  /**
+   * The worker gives back a prefetched job it never started (a drain): the
+   * scheduler queues it again without charging an attempt (§5.4). Wire: the
+   * permanent byte is 2.
+   */
+  returned?: boolean;
 }
 /** Worker → scheduler: progress of a running attempt. */
 export interface ProgressMessage {
@@ -987,7 +993,7 @@ export function encode(msg: Message): Buffer {
       const buf = frame(Command.FAIL, 13 + bytes);
       writeU64(buf, msg.jobId, HEADER_BYTES);
       buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 8);
-      buf[HEADER_BYTES + 12] = msg.permanent ? 1 : 0;
+      buf[HEADER_BYTES + 12] = msg.returned === true ? 2 : msg.permanent ? 1 : 0;
       buf.write(msg.message, HEADER_BYTES + 13, bytes, 'utf8');
       return buf;
     }
@@ -1184,8 +1190,10 @@ export function decodeMessage(f: Frame): Message {
     case Command.FAIL: {
       const jobId = r.u64();
       const attempt = r.u32();
-      const permanent = r.u8() === 1;
-      return { type: 'FAIL', jobId, attempt, permanent, message: r.restText() };
+      const how = r.u8();
+      const fail: FailMessage = { type: 'FAIL', jobId, attempt, permanent: how === 1, message: r.restText() };
+      if (how === 2) fail.returned = true;
+      return fail;
     }
     case Command.PROGRESS: {
       const jobId = r.u64();

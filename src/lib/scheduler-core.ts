@@ -380,6 +380,13 @@ export type Session = ClientSession | WorkerSession;
 
 const EMPTY = Buffer.alloc(0);
 
+/** The state others see: a job prefetched on a worker has not started, so it is still QUEUED. */
+function visibleState(job: Job): JobState {
+  if (job.state === 'PENDING') return 'QUEUED';
+  if (job.state === 'RUNNING' && (job.flags & PREFETCHED_FLAG) !== 0) return 'QUEUED';
+  return job.state;
+}
+
 function isFinal(job: Job): boolean {
   return job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED';
 }
@@ -695,9 +702,15 @@ export class SchedulerCore {
         const job = this.jobs.get(msg.jobId);
         if (job !== undefined && w.running.has(job) && job.attempts === msg.attempt) {
           w.running.delete(job);
-          w.failed++;
-          job.kind.attemptsFailedError++;
-          this.#attemptFailed(job, msg.message, msg.permanent);
+          if (msg.returned === true) {
+            // Given back before it started (a draining worker): queued again, uncharged.
+            this.#requeueUncharged(job);
+            this.#dispatchKind(job.kind);
+          } else {
+            w.failed++;
+            job.kind.attemptsFailedError++;
+            this.#attemptFailed(job, msg.message, msg.permanent);
+          }
         }
         this.#dispatchWorker(w);
         return;
@@ -1918,7 +1931,7 @@ export class SchedulerCore {
 
   /** What STATUS, CANCEL and LIST say of a job (without the result bytes: see #statusReply). */
   jobInfo(job: Job): JobInfo {
-    const state: JobState = job.state === 'PENDING' ? 'QUEUED' : job.state;
+    const state = visibleState(job);
     const info: JobInfo = {
       id: job.id,
       kind: job.kind.name,
@@ -1978,7 +1991,7 @@ export class SchedulerCore {
       id += newest ? -1 : 1;
       if (job === undefined || job.state === 'PENDING') continue;
       if (kindFilter !== '' && job.kind.name !== kindFilter) continue;
-      if (stateFilter !== '' && job.state !== stateFilter) continue;
+      if (stateFilter !== '' && visibleState(job) !== stateFilter) continue;
       const info = this.jobInfo(job);
       if (info.error !== undefined && info.error.length > LIST_ERROR_CHARS) info.error = info.error.slice(0, LIST_ERROR_CHARS) + '…';
       jobs.push(info);
@@ -1995,9 +2008,9 @@ export class SchedulerCore {
     const count = (k: KindQueue): number => {
       switch (state) {
         case '':
-          return k.queued + k.running + k.retainedDone + k.retainedFailed + k.retainedCancelled;
+          return k.queued + k.prefetched + k.running + k.retainedDone + k.retainedFailed + k.retainedCancelled;
         case 'QUEUED':
-          return k.queued;
+          return k.queued + k.prefetched;
         case 'RUNNING':
           return k.running;
         case 'DONE':

@@ -31,6 +31,9 @@ Options:
   -c, --capabilities KIND...    kinds to run, comma or space separated
                                 (default: all of ${BUILTIN_KINDS.join(', ')}, plus --handlers kinds)
   -n, --concurrency N           jobs at once (default 4)
+  --prefetch N                  jobs the scheduler may send ahead, started as slots free,
+                                so no slot idles for a round trip (default max(32, concurrency);
+                                0 = off)
   --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
   --handlers PATH               a module whose default export (or register export) is called
                                 with the worker to register kinds: worker.handle(kind, fn)
@@ -74,6 +77,7 @@ const OPTIONS = {
   name: { type: 'string', short: 'w' },
   capabilities: { type: 'string', short: 'c' },
   concurrency: { type: 'string', short: 'n' },
+  prefetch: { type: 'string' },
   token: { type: 'string' },
   handlers: { type: 'string' },
   'processing-ms': { type: 'string' },
@@ -187,6 +191,7 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv =
     abandonGraceMs: parseUint('abandon-grace-ms', v['abandon-grace-ms'], 5_000),
   };
   if (options.concurrency === 0) throw new UsageError('--concurrency must be at least 1');
+  if (v.prefetch !== undefined) options.prefetch = parseUint('prefetch', v.prefetch, 0, 1024);
   if (options.reconnectBaseMs === 0 || options.reconnectMaxMs === 0 || options.connectTimeoutMs === 0) {
     throw new UsageError('--reconnect-base-ms, --reconnect-max-ms and --connect-timeout-ms must be at least 1');
   }

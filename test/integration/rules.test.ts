@@ -44,7 +44,7 @@ describe('rule 2: the core knows who is alive', () => {
     const elapsed = performance.now() - t0;
     expect(done.text()).toBe(sha256('held'));
     expect(done.attempt).toBe(2);
-    expect(elapsed).toBeLessThan(heartbeatMs * 5); // 3 intervals of silence + one tick, not 3 intervals + 2 s
+    expect(elapsed).toBeLessThan(heartbeatMs * 6); // 3-4 intervals of silence, then a run; not 3-4 intervals + 2 s
   });
 
   it('carries 200 jobs of 256 KiB arguments and results both ways with a deep window: nobody is dropped as silent', async () => {

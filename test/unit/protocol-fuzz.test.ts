@@ -145,8 +145,11 @@ function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYPES)): M
       return { type, jobId: rng.jobId(), attempt: rng.uint(U32_MAX), timeoutMs: rng.uint(U32_MAX), kind: str8(), args: rng.bytes(64) };
     case 'RESULT':
       return { type, jobId: rng.jobId(), attempt: rng.uint(U32_MAX), result: rng.bytes(64) };
-    case 'FAIL':
-      return { type, jobId: rng.jobId(), attempt: rng.uint(U32_MAX), permanent: rng.bool(), message: rng.text(80) };
+    case 'FAIL': {
+      const m: Message = { type, jobId: rng.jobId(), attempt: rng.uint(U32_MAX), permanent: rng.bool(), message: rng.text(80) };
+      if (!m.permanent && rng.bool()) m.returned = true;
+      return m;
+    }
     case 'PROGRESS':
       return { type, jobId: rng.jobId(), attempt: rng.uint(U32_MAX), pct: rng.uint(255), message: rng.text(40) };
     case 'ABANDON':

@@ -209,6 +209,7 @@ const SAMPLES: Samples = {
   FAIL: [
     { type: 'FAIL', jobId: 0, attempt: 0, permanent: false, message: '' },
     { type: 'FAIL', jobId: MAX_ID, attempt: U32_MAX, permanent: true, message: `division by zero ${TEXT}` },
+    { type: 'FAIL', jobId: 7, attempt: 1, permanent: false, returned: true, message: 'returned: worker draining' },
   ],
   PROGRESS: [
     { type: 'PROGRESS', jobId: 0, attempt: 0, pct: 0, message: '' },
