@@ -120,8 +120,8 @@ export interface WorkerEvents {
   /**
    * The scheduler refused the HELLO with a code it will not change its mind
    * about (`AUTH_FAILED`, `BAD_VERSION`): the worker stops for good. Emitted
-   * only when `start()` had already resolved (a later reconnect was refused)
-   * or a listener is attached; otherwise `start()` rejects with it.
+   * only when `start()` had already resolved (a later reconnect was refused);
+   * a refusal of the first connection rejects `start()` instead.
    */
   error: [err: TaskwireError];
   /** A handler ignored its abort signal past `abandonGraceMs`; its slot was given back. */
@@ -639,8 +639,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#graceTimer = undefined;
     this.#state = 'stopped';
     const wasStarting = this.#settleStarted(fatal);
-    // 'error' without a listener throws: only when no start() promise could carry it, or someone listens.
-    if (fatal !== undefined && (!wasStarting || this.listenerCount('error') > 0)) this.emit('error', fatal);
+    // Reported once: by start()'s rejection while it is pending, else as 'error'.
+    if (fatal !== undefined && !wasStarting) this.emit('error', fatal);
     const stopped = this.#resolveStopped;
     this.#resolveStopped = undefined;
     stopped?.();
