@@ -6,8 +6,10 @@
  * journal's lifecycle) plus the `taskwire-server` CLI.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { parseArgs } from 'node:util';
-import { isMain, parseUint, UsageError } from './lib/cli.js';
+import { readFileSync } from 'node:fs';
+import { isMain, UsageError, usageLine } from './lib/cli.js';
+import { parseArgv, type OptionTable } from './lib/cli/args.js';
+import { defineSchema, loadConfig, printConfig, type LoadedConfig } from './lib/config.js';
 import { Connection } from './lib/connection.js';
 import { TaskwireError } from './lib/errors.js';
 import type { FsyncMode, Journal, JournalFaults } from './lib/journal.js';
@@ -412,6 +414,41 @@ export class Scheduler {
 // ---------------------------------------------------------------------------
 // CLI
 
+const MIB = 1024 * 1024;
+
+/**
+ * Every setting of `taskwire-server`: the command line, `TASKWIRE_*`
+ * variables and a `--config` JSON file (keys in camelCase), in that order of
+ * precedence (src/lib/config.ts).
+ */
+const SETTINGS = defineSchema({
+  host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  port: { type: 'number', integer: true, min: 0, max: 65535, default: 9001, help: 'port to listen on; 0 picks a free one' },
+  'data-dir': { type: 'string', help: 'journal jobs to DIR and recover them after a crash' },
+  fsync: { type: 'string', choices: ['batch', 'always', 'off'], help: 'when a job counts as stored (needs --data-dir)' },
+  'compact-bytes': { type: 'number', integer: true, min: 4096, default: 64 * MIB, help: 'compact the journal past N bytes' },
+  repair: { type: 'boolean', default: false, help: 'start even if the journal is corrupt in the middle' },
+  'max-queued': { type: 'number', integer: true, min: 1, default: 2_000_000, help: 'queued jobs at most; past it SUBMIT gets BUSY' },
+  'retain-count': { type: 'number', integer: true, min: 0, default: 100_000, help: 'finished jobs kept for lookup' },
+  'retain-ms': { type: 'number', integer: true, min: 0, default: 3_600_000, help: '... and for at most this long' },
+  'timeout-ms': { type: 'number', integer: true, min: 1, max: 0xffff_ffff, default: 10_000, help: 'default run timeout per attempt' },
+  retries: { type: 'number', integer: true, min: 0, max: 0xfffe, default: 3, help: 'default retries after a failed attempt' },
+  'retry-base-ms': { type: 'number', integer: true, min: 1, default: 500, help: 'first retry backoff, doubling with jitter' },
+  'retry-max-ms': { type: 'number', integer: true, min: 1, default: 30_000, help: 'largest retry backoff' },
+  'heartbeat-ms': { type: 'number', integer: true, min: 0, default: 1_000, help: 'heartbeat interval; silent peers dropped after 3' },
+  'hello-timeout-ms': { type: 'number', integer: true, min: 1, default: 5_000, help: 'close connections that send no HELLO' },
+  'max-payload-bytes': { type: 'number', integer: true, min: 1024, max: 0xffff_ffff, default: 16 * MIB, help: 'largest frame payload' },
+  'max-kinds': { type: 'number', integer: true, min: 1, default: 10_000, help: 'distinct job kinds at most' },
+  'max-buffered-bytes': { type: 'number', integer: true, min: MIB, default: 64 * MIB, help: 'close a peer that does not read past this (SLOW_CONSUMER)' },
+  'stop-grace-ms': { type: 'number', integer: true, min: 0, default: 10_000, help: 'on SIGTERM, how long running jobs get to finish' },
+  token: { type: 'string', secret: true, help: 'require this token in every HELLO' },
+  'token-file': { type: 'string', help: 'read the token from this file (its first line)' },
+  'log-level': { type: 'string', choices: ['silent', 'error', 'info', 'debug'], default: 'info', help: 'log detail' },
+  config: { type: 'string', persistent: false, help: 'a JSON file of settings' },
+  'print-config': { type: 'boolean', persistent: false, default: false, help: 'print the effective settings (secrets masked) and exit' },
+  help: { type: 'boolean', persistent: false, default: false, help: 'show this help' },
+});
+
 const USAGE = `Usage: taskwire-server [options]
 
 Runs the taskwire scheduler.
@@ -445,86 +482,91 @@ Options:
                             to it, with SLOW_CONSUMER (default 67108864)
   --stop-grace-ms MS        on SIGTERM, let running jobs finish for MS ms; jobs still
                             running are queued again at the next start (default 10000)
-  --token TOKEN             require this token in every HELLO
+  --token TOKEN             require this token in every HELLO (prefer TASKWIRE_TOKEN or
+                            --token-file: a command line is visible to every local user)
+  --token-file FILE         read the token from FILE (its first line)
   --log-level LEVEL         silent | error | info | debug (default info)
+  --config FILE             settings from a JSON file: every long option is a key in
+                            camelCase ({"dataDir": "/var/lib/taskwire", "retries": 5});
+                            the command line wins over TASKWIRE_* variables, which win
+                            over the file
+  --print-config            print the effective settings (secrets masked) and exit
   -h, --help                show this help
 `;
 
-function parseCli(argv: string[]): SchedulerOptions {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'data-dir': { type: 'string' },
-      fsync: { type: 'string' },
-      'compact-bytes': { type: 'string' },
-      repair: { type: 'boolean' },
-      'max-queued': { type: 'string' },
-      'retain-count': { type: 'string' },
-      'retain-ms': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      retries: { type: 'string' },
-      'retry-base-ms': { type: 'string' },
-      'retry-max-ms': { type: 'string' },
-      'heartbeat-ms': { type: 'string' },
-      'hello-timeout-ms': { type: 'string' },
-      'max-payload-bytes': { type: 'string' },
-      'max-kinds': { type: 'string' },
-      'max-buffered-bytes': { type: 'string' },
-      'stop-grace-ms': { type: 'string' },
-      token: { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) throw new UsageError('');
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const fsync = values.fsync;
-  if (fsync !== undefined && fsync !== 'always' && fsync !== 'batch' && fsync !== 'off') {
-    throw new UsageError(`--fsync must be always, batch or off, got "${fsync}"`);
+/** The command line's options, parsed strictly (one-line errors, exit 2). */
+function readArgv(argv: string[]): Record<string, string | boolean | undefined> {
+  const table: OptionTable = Object.fromEntries(
+    Object.entries(SETTINGS).map(([name, def]) => [name, { type: def.type === 'boolean' ? 'boolean' : 'string', help: def.help ?? '' }]),
+  ) as OptionTable;
+  const { values, positionals } = parseArgv(argv, { ...table, help: { type: 'boolean', short: 'h', help: 'show this help' } });
+  if (positionals.length > 0) {
+    throw new UsageError(positionals[0] === 'help' ? 'there is no "help" command' : `unexpected argument "${positionals[0]}"`);
   }
-  const logLevel = values['log-level'];
-  if (logLevel !== undefined && !(logLevel in LEVELS)) {
-    throw new UsageError(`--log-level must be silent, error, info or debug, got "${logLevel}"`);
-  }
+  return values as Record<string, string | boolean | undefined>;
+}
+
+/** Settings → scheduler options. Throws UsageError (exit 2) for what cannot work together. */
+function toOptions(config: LoadedConfig<typeof SETTINGS>): SchedulerOptions {
+  const v = config.values;
   const opts: SchedulerOptions = {
-    host: values.host ?? '127.0.0.1',
-    port: parseUint('port', values.port, 9001, 65535),
-    maxQueued: parseUint('max-queued', values['max-queued'], 2_000_000),
-    retainCount: parseUint('retain-count', values['retain-count'], 100_000),
-    retainMs: parseUint('retain-ms', values['retain-ms'], 3_600_000),
-    defaultTimeoutMs: parseUint('timeout-ms', values['timeout-ms'], 10_000, 0xffff_ffff),
-    defaultRetries: parseUint('retries', values.retries, 3, 0xfffe),
-    retryBaseMs: parseUint('retry-base-ms', values['retry-base-ms'], 500),
-    retryMaxMs: parseUint('retry-max-ms', values['retry-max-ms'], 30_000),
-    heartbeatMs: parseUint('heartbeat-ms', values['heartbeat-ms'], 1_000),
-    helloTimeoutMs: parseUint('hello-timeout-ms', values['hello-timeout-ms'], 5_000),
-    maxPayloadBytes: parseUint('max-payload-bytes', values['max-payload-bytes'], DEFAULT_MAX_PAYLOAD, 0xffff_ffff),
-    compactBytes: parseUint('compact-bytes', values['compact-bytes'], 64 * 1024 * 1024),
-    maxKinds: parseUint('max-kinds', values['max-kinds'], 10_000),
-    maxBufferedBytes: parseUint('max-buffered-bytes', values['max-buffered-bytes'], 64 * 1024 * 1024),
-    stopGraceMs: parseUint('stop-grace-ms', values['stop-grace-ms'], 10_000),
-    repair: values.repair ?? false,
-    logLevel: (logLevel as LogLevel | undefined) ?? 'info',
+    host: v.host,
+    port: v.port,
+    maxQueued: v.maxQueued,
+    retainCount: v.retainCount,
+    retainMs: v.retainMs,
+    defaultTimeoutMs: v.timeoutMs,
+    defaultRetries: v.retries,
+    retryBaseMs: v.retryBaseMs,
+    retryMaxMs: v.retryMaxMs,
+    heartbeatMs: v.heartbeatMs,
+    helloTimeoutMs: v.helloTimeoutMs,
+    maxPayloadBytes: v.maxPayloadBytes,
+    compactBytes: v.compactBytes,
+    maxKinds: v.maxKinds,
+    maxBufferedBytes: v.maxBufferedBytes,
+    stopGraceMs: v.stopGraceMs,
+    repair: v.repair,
+    logLevel: v.logLevel,
   };
-  if (values['data-dir'] !== undefined) opts.dataDir = values['data-dir'];
-  else if (fsync !== undefined) throw new UsageError('--fsync needs --data-dir');
-  if (fsync !== undefined) opts.fsync = fsync;
-  if (values.token !== undefined) opts.token = values.token;
+  if (v.dataDir !== undefined) opts.dataDir = v.dataDir;
+  else if (v.fsync !== undefined) throw new UsageError('--fsync needs --data-dir');
+  if (v.fsync !== undefined) opts.fsync = v.fsync;
+  if (v.token !== undefined && v.tokenFile !== undefined) throw new UsageError('give --token or --token-file, not both');
+  if (v.token !== undefined) opts.token = v.token;
+  if (v.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(v.tokenFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read --token-file ${v.tokenFile}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const token = text.split(/\r?\n/)[0]!.trim();
+    if (token === '') throw new UsageError(`--token-file ${v.tokenFile} is empty`);
+    opts.token = token;
+  }
   return opts;
 }
 
 async function main(): Promise<void> {
   let opts: SchedulerOptions;
   try {
-    opts = parseCli(process.argv.slice(2));
+    const cli = readArgv(process.argv.slice(2));
+    if (cli['help'] === true) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    const file = typeof cli['config'] === 'string' ? cli['config'] : undefined;
+    const config = loadConfig(SETTINGS, { cli, env: process.env, file });
+    if (config.values.printConfig) {
+      process.stdout.write(printConfig(SETTINGS, config));
+      process.exit(0);
+    }
+    opts = toOptions(config);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (message !== '') process.stderr.write(`taskwire-server: ${message}\n\n`);
-    process.stderr.write(USAGE);
-    process.exit(message === '' ? 0 : 2);
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(usageLine('taskwire-server', err.message));
+    process.exit(2);
   }
   const scheduler = new Scheduler(opts);
   let address;
