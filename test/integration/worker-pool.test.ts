@@ -141,6 +141,23 @@ describe('taskwire-worker --processes N', () => {
     expect(attempts.every((a) => a === 1)).toBe(true);
   });
 
+  it('SIGTERM during a rolling restart lets the process already draining finish its job', async () => {
+    const { address } = await startScheduler();
+    const pool = spawnPool(address, ['-w', 'HUP', '--processes', '1', '-c', 'sha256', '-n', '1', '--processing-ms', '1000']);
+    await pool.waitForLine(/pool HUP: 1 process\(es\) ready/);
+    const client = await connectClient(address);
+    const job = client.submit('sha256', 'long');
+    await until('the job runs', async () => (await client.workers())[0]?.running === 1);
+    pool.proc.kill('SIGHUP');
+    await waitForStderr(pool, /HUP-1: SIGTERM, draining \(1 job\(s\) running\)/); // the old one, once the new one is ready
+    pool.proc.kill('SIGTERM');
+    expect(await pool.exited).toBe(0);
+    expect(pool.stderr).not.toMatch(/again, exiting now/); // no second SIGTERM reached the draining one
+    const r = await job;
+    expect(r.text()).toBe(sha256('long'));
+    expect((await client.status(r.id)).attempts).toBe(1);
+  });
+
   it('its processes drain and exit by themselves when the supervisor is killed with SIGKILL', async () => {
     const { address } = await startScheduler();
     const pool = spawnPool(address, ['-w', 'ORPHAN', '--processes', '2', '-c', 'sha256']);

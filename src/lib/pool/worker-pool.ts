@@ -110,6 +110,8 @@ interface Proc {
   slot: Slot;
   /** The pool stopped it on purpose (close, rolling restart): its exit is not a death. */
   retiring: boolean;
+  /** SIGTERM sent (it drains): a second one would make it exit at once, dropping its jobs. */
+  termSent: boolean;
   exited: Promise<void>;
   /** Called by its first ready message (with its session id), or with '' when the pool stops it. */
   onReady: ((sessionId: string) => void) | undefined;
@@ -291,7 +293,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       serialization: 'json',
     });
     let resolveExit!: () => void;
-    const p: Proc = { slot, retiring: false, exited: new Promise((resolve) => (resolveExit = resolve)), onReady: undefined };
+    const p: Proc = { slot, retiring: false, termSent: false, exited: new Promise((resolve) => (resolveExit = resolve)), onReady: undefined };
     this.#procs.set(proc, p);
     proc.on('message', (msg: unknown) => {
       if (isPoolMessage(msg)) this.#onMessage(proc, p, msg);
@@ -410,7 +412,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     for (const [proc, p] of this.#procs) {
       p.retiring = true;
       p.onReady?.(''); // a roll waiting on it gives up at once
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      this.#signal(proc, p, signal);
     }
     if (wasIdle || this.#procs.size === 0) this.#finish(this.#closeError);
   }
@@ -451,7 +453,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     });
     if (!ready) {
       p.retiring = true;
-      fresh.kill('SIGKILL');
+      this.#signal(fresh, p, 'SIGKILL');
       await p.exited;
       if (this.#state !== 'running') return;
       const err = new TaskwireError('TIMEOUT', `rolling restart stopped: the new ${slot.name} was not ready within ${this.#readyTimeoutMs} ms; the old one keeps running`);
@@ -472,9 +474,19 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     slot.everReady = true;
     this.emit('ready', { name: slot.name, pid: fresh.pid!, sessionId });
     if (before !== undefined) {
-      old.kill('SIGTERM');
+      this.#signal(old, before, 'SIGTERM');
       await before.exited;
     }
+  }
+
+  /** Sends `signal` to a live process; a SIGTERM only once (it is draining already). */
+  #signal(proc: ChildProcess, p: Proc, signal: NodeJS.Signals): void {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    if (signal === 'SIGTERM') {
+      if (p.termSent) return;
+      p.termSent = true;
+    }
+    proc.kill(signal);
   }
 
   #logLine(line: string): void {
