@@ -94,6 +94,12 @@ export interface SubmitOptions {
    * throws, the call rejects with that error; the job itself goes on.
    */
   onProgress?: ProgressListener;
+  /**
+   * {@link Client.submit}: called with the job's id as soon as the scheduler
+   * has accepted (ACKed) it, long before the result (the CLI prints ids it
+   * may need after a lost connection).
+   */
+  onAck?: (jobId: number) => void;
 }
 
 /** One job of {@link Client.submitMany}. */
@@ -206,6 +212,8 @@ type Op = typeof OP_REPLY | typeof OP_ACK | typeof OP_JOB;
 class Pending {
   /** Valid once ACKed (OP_JOB). */
   jobId = 0;
+  /** OP_JOB: told the job id at the ACK ({@link SubmitOptions.onAck}). */
+  onAck: ((jobId: number) => void) | undefined = undefined;
   /** Another waiter on the same job (the scheduler sends one EVENT per connection). */
   next: Pending | undefined = undefined;
   /** Local wait deadline (wait({ timeoutMs })). */
@@ -439,6 +447,7 @@ export class Client {
         return;
       }
       const p = new Pending(OP_JOB, requestId, resolve, undefined, reject, undefined, undefined, 0, opts?.onProgress);
+      if (opts?.onAck !== undefined) p.onAck = opts.onAck;
       this.#sendPending(p, frame);
     });
   }
@@ -874,6 +883,7 @@ export class Client {
         p.next = head.next;
         head.next = p;
       }
+      p.onAck?.(msg.jobId);
       return;
     }
     const value: EnqueueResult = { id: msg.jobId, existing: msg.existing };

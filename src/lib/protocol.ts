@@ -414,6 +414,8 @@ export interface KindStats {
   prefetched?: number;
   /** Workers connected that run this kind. */
   workers?: number;
+  /** Nothing of the kind is dispatched (ADMIN pause). */
+  paused?: boolean;
   done: number;
   failed: number;
   cancelled: number;

@@ -2083,6 +2083,7 @@ export class SchedulerCore {
         donePerSec: Math.round(k.donePerSec),
         submittedPerSec: Math.round(k.submittedPerSec),
         workers: k.workers.length,
+        paused: k.paused,
       };
     }
     return {

@@ -129,3 +129,20 @@ describe('ADMIN requests', () => {
     await expect(client.promote(job.id)).rejects.toMatchObject({ code: 'INVALID_STATE' });
   });
 });
+
+describe('client hooks', () => {
+  it('submit() tells the job id at the ACK, before the result; STATS shows paused kinds', async () => {
+    const { address } = await startScheduler();
+    const client = await connectClient(address);
+    await client.pause('sha256');
+    let acked = 0;
+    const pending = client.submit('sha256', 'x', { onAck: (id) => (acked = id) });
+    await waitFor(() => acked > 0, 'the ACK');
+    expect((await client.status(acked)).state).toBe('QUEUED');
+    expect((await client.stats()).kinds['sha256']).toMatchObject({ paused: true, queued: 1 });
+    const worker = startWorker(address, { capabilities: ['sha256'] });
+    await worker.start();
+    await client.resume('sha256');
+    expect((await pending).id).toBe(acked);
+  });
+});
