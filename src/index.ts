@@ -10,6 +10,11 @@ export type {
   ConnectOptions,
   EnqueueResult,
   ListOptions,
+  ListPage,
+  AdminRequest,
+  PauseResult,
+  PurgeResult,
+  RetryManyResult,
   ProgressListener,
   SubmitItem,
   SubmitManyOptions,
@@ -22,7 +27,16 @@ export { Scheduler } from './server.js';
 export type { SchedulerOptions } from './server.js';
 
 export { Worker } from './worker.js';
-export type { ReadyInfo, ReconnectInfo, WorkerEvents, WorkerLogLevel, WorkerOptions } from './worker.js';
+export type { ReadyInfo, ReconnectInfo, StuckInfo, WorkerEvents, WorkerLogLevel, WorkerOptions } from './worker.js';
+
+export { WorkerPool } from './lib/pool/worker-pool.js';
+export type { PoolProcessInfo, WorkerPoolEvents, WorkerPoolOptions } from './lib/pool/worker-pool.js';
+
+export { EX_TEMPFAIL, execHandler } from './lib/exec-handler.js';
+export type { ExecCommand, ExecHandlerOptions } from './lib/exec-handler.js';
+
+export { loadHandlers } from './lib/handlers-module.js';
+export type { HandlersTarget, RegisterHandlers } from './lib/handlers-module.js';
 
 export { BUILTIN_KINDS, HandlerRegistry, createBuiltinRegistry, encodeArgs, encodeResult } from './lib/jobs.js';
 export type { BuiltinKind, Handler, JobContext } from './lib/jobs.js';

@@ -144,8 +144,12 @@ const FINAL_REFUSALS: ReadonlySet<string> = new Set(['AUTH_FAILED', 'BAD_VERSION
 
 /** Request id of the STATUS that tells a draining worker the scheduler has seen its GOODBYE. */
 const DRAIN_BARRIER_ID = 1;
-/** Bytes of a RESULT payload before the result itself: u64 job id + u32 attempt. */
-const RESULT_OVERHEAD = 12;
+/**
+ * Bytes a result needs around it on its way: the scheduler passes it to
+ * clients in an EVENT (15 bytes before the data), a little more than the
+ * RESULT's own 12, so a result fits both frames (PROTOCOL.md §5.7).
+ */
+const RESULT_OVERHEAD = 15;
 /** Longest failure or progress message sent, in characters. */
 const MAX_MESSAGE_CHARS = 4096;
 

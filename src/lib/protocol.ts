@@ -83,6 +83,10 @@ export interface HelloMessage {
    * worker queues and starts, in arrival order, as slots free (§5.4). Absent = 0.
    */
   prefetch?: number;
+  /** Workers: the pool it belongs to (`taskwire-worker --processes`), for `workers` listings. */
+  pool?: string;
+  /** Workers: the machine it runs on (hostname), for `workers` listings. */
+  host?: string;
   token?: string;
 }
 /** The scheduler's answer to HELLO (§4.1). */
@@ -400,6 +404,9 @@ export interface WorkerInfo {
   /** Jobs sent to it and not started yet (its prefetch queue), and how many it accepts. */
   prefetched?: number;
   prefetch?: number;
+  /** From its HELLO: the pool it belongs to and the machine it runs on ('' if not said). */
+  pool?: string;
+  host?: string;
   done: number;
   failed: number;
 }
@@ -1116,6 +1123,8 @@ export function encode(msg: Message): Buffer {
         checkUint('prefetch', msg.prefetch, U32_MAX);
         body['prefetch'] = msg.prefetch;
       }
+      if (msg.pool !== undefined) body['pool'] = msg.pool;
+      if (msg.host !== undefined) body['host'] = msg.host;
       if (msg.token !== undefined) body['token'] = msg.token;
       return jsonFrame(Command.HELLO, undefined, body);
     }
@@ -1295,6 +1304,8 @@ export function decodeMessage(f: Frame): Message {
         concurrency: field(c, o, 'concurrency', isU32),
       };
       if (o['prefetch'] !== undefined) hello.prefetch = field(c, o, 'prefetch', isU32);
+      if (o['pool'] !== undefined) hello.pool = field(c, o, 'pool', isString);
+      if (o['host'] !== undefined) hello.host = field(c, o, 'host', isString);
       if (token !== undefined) hello.token = token;
       return hello;
     }

@@ -355,6 +355,9 @@ export class WorkerSession {
   prefetchHead = 0;
   /** Jobs it accepts beyond `concurrency` (HELLO `prefetch`). */
   prefetch = 0;
+  /** From HELLO, for listings: its pool and host ('' if not said). */
+  pool = '';
+  host = '';
   draining = false;
   closed = false;
   /** Load the worker reported in its last heartbeat. */
@@ -575,6 +578,8 @@ export class SchedulerCore {
     const kinds = names.map((k) => this.#kind(k));
     const w = new WorkerSession(id, hello.name, peer, kinds, hello.concurrency, this.#now());
     w.prefetch = Math.min(hello.prefetch ?? 0, MAX_PREFETCH);
+    w.pool = (hello.pool ?? '').slice(0, 200);
+    w.host = (hello.host ?? '').slice(0, 200);
     for (const k of kinds) k.workers.push(w);
     this.#workers.add(w);
     beforeDispatch?.(); // the WELCOME goes out before the first ASSIGN
@@ -2046,6 +2051,8 @@ export class SchedulerCore {
       running: w.started,
       prefetched: w.held.size - w.started,
       prefetch: w.prefetch,
+      pool: w.pool,
+      host: w.host,
       draining: w.draining,
       connectedAt: this.epoch + w.connectedAt,
       lastHeartbeatAt: this.epoch + w.lastHeartbeatAt,
