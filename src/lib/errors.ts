@@ -40,6 +40,8 @@ export const ErrorCode = {
   TOO_LARGE: 'TOO_LARGE',
   /** A configured bound was reached (kinds, connections, watches); the message names it. */
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  /** The connection's credential may not send this request (roles, issue 11); the connection stays. */
+  FORBIDDEN: 'FORBIDDEN',
   /** The scheduler is shutting down. */
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   /** The connection closed before an answer arrived. */

@@ -7,7 +7,7 @@
  * header       = "TWJL" | u8 version (1) | u8 flags (bit 0: snapshot) | u16 0
  * record       = u32 bodyLength | u32 crc32(body) | body
  * body         = u8 type | fields of that type, in order:
- *   1 submit     id, kind$, args#, u8 priority, timeoutMs, maxRetries, estMs, notBefore, key$, createdAt
+ *   1 submit     id, kind$, args#, u8 priority, timeoutMs, maxRetries, estMs, notBefore, key$, createdAt, [owner$]
  *   2 done       id, attempts, result#, finishedAt, worker$, [startedAt]
  *   3 failed     id, attempts, u8 permanent, error$, finishedAt, worker$, [startedAt]
  *   4 cancelled  id, finishedAt
@@ -47,6 +47,8 @@ export interface SubmitRecord {
   key: string;
   /** Wall ms. */
   createdAt: number;
+  /** The credential that submitted it (issue 11); absent or '' without auth. */
+  owner?: string;
 }
 
 /** A job finished with a result (written before its final EVENT). */
@@ -249,6 +251,7 @@ export class RecordEncoder {
           o = this.#uint(o, r.notBefore, 'notBefore');
           o = this.#str(o, r.key);
           o = this.#uint(o, r.createdAt, 'createdAt');
+          if (r.owner !== undefined && r.owner !== '') o = this.#str(o, r.owner);
           break;
         case 'done':
           this.#buf[o++] = TYPE_DONE;
@@ -365,7 +368,7 @@ function maxBodyBytes(r: JournalRecord): number {
   const fixed = 1 + 10 * 8;
   switch (r.type) {
     case 'submit':
-      return fixed + 3 * r.kind.length + r.args.length + 3 * r.key.length;
+      return fixed + 3 * r.kind.length + r.args.length + 3 * r.key.length + 3 * (r.owner?.length ?? 0);
     case 'done':
       return fixed + r.result.length + 3 * r.worker.length;
     case 'failed':
@@ -501,6 +504,7 @@ export function decodeBody(buf: Buffer, start: number, end: number): JournalReco
       const key = dStr();
       const createdAt = dUint();
       r = { type: 'submit', id, kind, args, priority, timeoutMs, maxRetries, estMs, notBefore, key, createdAt };
+      if (dPos < dEnd) r.owner = dStr();
       break;
     }
     case TYPE_DONE: {

@@ -5,6 +5,7 @@
  * order, routing, credits, timeouts, retries, fencing, cancellation,
  * retention and journal replay all live here and are unit-tested without I/O.
  */
+import { ANYONE, mayRequest, type Principal } from './auth/credentials.js';
 import { backoffDelay } from './backoff.js';
 import { TaskwireError, type ErrorCode } from './errors.js';
 import type { JournalRecord } from './journal-records.js';
@@ -199,6 +200,8 @@ export class Job {
   /** Client sessions to tell when it finishes. */
   waiters: ClientSession | ClientSession[] | null = null;
   run: JobRun | null = null;
+  /** The credential that submitted it ('' without auth): only it (and admins) can see it (issue 11). */
+  owner = '';
 
   constructor(
     readonly id: number,
@@ -334,6 +337,8 @@ export class ClientSession {
     readonly id: string,
     readonly name: string,
     readonly peer: Peer,
+    /** Who it is: what it may send and which jobs it sees (issue 11). Everyone without auth. */
+    readonly principal: Principal = ANYONE,
   ) {}
 }
 
@@ -358,6 +363,8 @@ export class WorkerSession {
   /** From HELLO, for listings: its pool and host ('' if not said). */
   pool = '';
   host = '';
+  /** Its credential (issue 11): an admin's worker connection may also send read-only requests. */
+  principal: Principal = ANYONE;
   draining = false;
   closed = false;
   /** Load the worker reported in its last heartbeat. */
@@ -563,13 +570,13 @@ export class SchedulerCore {
   // -------------------------------------------------------------------------
   // Sessions
 
-  openClient(id: string, name: string, peer: Peer): ClientSession {
+  openClient(id: string, name: string, peer: Peer, principal: Principal = ANYONE): ClientSession {
     this.#clients++;
-    return new ClientSession(id, name, peer);
+    return new ClientSession(id, name, peer, principal);
   }
 
   /** A worker completed its handshake. Throws LIMIT_EXCEEDED when its kinds do not fit the kind table. */
-  openWorker(id: string, hello: HelloMessage, peer: Peer, beforeDispatch?: () => void): WorkerSession {
+  openWorker(id: string, hello: HelloMessage, peer: Peer, beforeDispatch?: () => void, principal: Principal = ANYONE): WorkerSession {
     const names = [...new Set(hello.capabilities)];
     const fresh = names.filter((n) => !this.#kinds.has(n)).length;
     if (this.#kinds.size + fresh > this.#maxKinds) {
@@ -578,6 +585,7 @@ export class SchedulerCore {
     const kinds = names.map((k) => this.#kind(k));
     const w = new WorkerSession(id, hello.name, peer, kinds, hello.concurrency, this.#now());
     w.prefetch = Math.min(hello.prefetch ?? 0, MAX_PREFETCH);
+    w.principal = principal;
     w.pool = (hello.pool ?? '').slice(0, 200);
     w.host = (hello.host ?? '').slice(0, 200);
     for (const k of kinds) k.workers.push(w);
@@ -630,20 +638,21 @@ export class SchedulerCore {
 
   /** A message from a client (after the handshake). Throws TaskwireError for role violations. */
   handleClient(s: ClientSession, msg: Message): void {
+    if (!s.principal.all && !mayRequest(s.principal, 'client', msg.type)) return this.#forbidden(s.peer, msg);
     switch (msg.type) {
       case 'SUBMIT':
         return this.#submit(s, msg);
       case 'WATCH':
         return this.#watch(s, msg.requestId, msg.jobId, msg.progress);
       case 'STATUS': {
-        const job = this.#visible(msg.jobId);
+        const job = this.#visible(msg.jobId, s.principal);
         if (job === undefined) return this.#notFound(s.peer, msg.requestId, msg.jobId);
         return s.peer.send(this.#statusReply(msg.requestId, job));
       }
       case 'CANCEL':
-        return this.#cancel(s.peer, msg.requestId, msg.jobId);
+        return this.#cancel(s.peer, msg.requestId, msg.jobId, s.principal);
       case 'LIST':
-        return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.list(msg) });
+        return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.list(msg, s.principal) });
       case 'WORKERS':
         return s.peer.send({ type: 'REPLY', requestId: msg.requestId, body: this.workersInfo() });
       case 'STATS':
@@ -739,8 +748,9 @@ export class SchedulerCore {
       case 'STATS':
       case 'WORKERS':
       case 'LIST':
-        // Read-only admin requests are harmless from a worker.
-        this.handleClient(new ClientSession(w.id, w.name, w.peer), msg);
+        // Read-only requests: harmless from a worker without auth; with auth, only an admin's (issue 11).
+        if (w.principal !== ANYONE && !mayRequest(w.principal, 'worker', msg.type)) return this.#forbidden(w.peer, msg);
+        this.handleClient(new ClientSession(w.id, w.name, w.peer, w.principal), msg);
         return;
       case 'SUBMIT':
       case 'WATCH':
@@ -829,10 +839,27 @@ export class SchedulerCore {
     if (this.#debug) this.#log('debug', `ignored ${what} for job ${jobId} attempt ${attempt} from ${w.name}: not an attempt it holds`);
   }
 
-  /** A job others may see: its submit is durable. PENDING jobs answer NOT_FOUND (DESIGN.md rule 1). */
-  #visible(jobId: number): Job | undefined {
+  /**
+   * A job `who` may see: its submit is durable (PENDING jobs answer
+   * NOT_FOUND, DESIGN.md rule 1), and it is theirs unless they see all: a
+   * job of another credential answers exactly as an id never issued (issue 11).
+   */
+  #visible(jobId: number, who: Principal = ANYONE): Job | undefined {
     const job = this.jobs.get(jobId);
-    return job === undefined || job.state === 'PENDING' ? undefined : job;
+    if (job === undefined || job.state === 'PENDING') return undefined;
+    return who.all || job.owner === who.name ? job : undefined;
+  }
+
+  /** A request the connection's credential may not send: FORBIDDEN, the connection stays. */
+  #forbidden(peer: Peer, msg: Message): void {
+    const requestId = 'requestId' in msg ? msg.requestId : 0;
+    if (requestId === 0) throw new TaskwireError('FORBIDDEN', `${msg.type} is not allowed for this credential`);
+    this.#error(peer, requestId, 'FORBIDDEN', `${msg.type} is not allowed for this credential`);
+  }
+
+  /** Idempotency keys are scoped per credential (issue 11): another's key never returns their job. */
+  #keyOf(owner: string, key: string): string {
+    return owner === '' ? key : `${owner}\u0000${key}`;
   }
 
   // -------------------------------------------------------------------------
@@ -840,8 +867,10 @@ export class SchedulerCore {
 
   #submit(s: ClientSession, m: SubmitMessage): void {
     if (m.kind === '') return this.#error(s.peer, m.requestId, 'INVALID_ARGUMENT', 'kind must not be empty');
+    const owner = s.principal.name;
+    const scopedKey = m.key === '' ? '' : this.#keyOf(owner, m.key);
     if (m.key !== '') {
-      const existing = this.#keys.get(m.key);
+      const existing = this.#keys.get(scopedKey);
       if (existing !== undefined && existing.state === 'PENDING') {
         // Its record is not durable yet: answer with it once it is (or with its error). No second record.
         const list = this.#keyWaiters.get(existing);
@@ -884,8 +913,9 @@ export class SchedulerCore {
       m.key,
       now,
     );
+    job.owner = owner;
     this.jobs.set(job.id, job);
-    if (m.key !== '') this.#keys.set(m.key, job);
+    if (m.key !== '') this.#keys.set(scopedKey, job);
     kind.live++;
     const journal = this.#journal;
     if (journal === undefined) {
@@ -906,7 +936,7 @@ export class SchedulerCore {
       if (waiters !== undefined) this.#keyWaiters.delete(job);
       if (err !== null) {
         this.jobs.delete(job.id);
-        if (job.key !== '' && this.#keys.get(job.key) === job) this.#keys.delete(job.key);
+        if (job.key !== '' && this.#keys.get(scopedKey) === job) this.#keys.delete(scopedKey);
         kind.live--;
         this.#maybeForget(kind);
         this.#log('error', `job ${job.id} not accepted: ${err.message}`);
@@ -1349,15 +1379,15 @@ export class SchedulerCore {
   }
 
   #watch(s: ClientSession, requestId: number, jobId: number, progress: boolean): void {
-    const job = this.#visible(jobId);
+    const job = this.#visible(jobId, s.principal);
     if (job === undefined) return this.#notFound(s.peer, requestId, jobId);
     s.peer.send({ type: 'ACK', requestId, jobId, existing: true });
     this.#addWaiter(job, s, progress);
   }
 
-  #cancel(peer: Peer, requestId: number, jobId: number): void {
+  #cancel(peer: Peer, requestId: number, jobId: number, who: Principal): void {
     // A PENDING job has not been acknowledged to anyone yet: it does not exist for others.
-    const job = this.#visible(jobId);
+    const job = this.#visible(jobId, who);
     if (job === undefined) return this.#notFound(peer, requestId, jobId);
     if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
       return this.#error(peer, requestId, 'INVALID_STATE', `job ${jobId} is already ${job.state}`);
@@ -1726,7 +1756,10 @@ export class SchedulerCore {
       if (retained.size <= this.#retainCount && now - head.finishedAt < this.#retainMs) return;
       retained.shift();
       this.jobs.delete(head.id);
-      if (head.key !== '' && this.#keys.get(head.key) === head) this.#keys.delete(head.key);
+      if (head.key !== '') {
+        const k = this.#keyOf(head.owner, head.key);
+        if (this.#keys.get(k) === head) this.#keys.delete(k);
+      }
       const kind = head.kind;
       if (head.state === 'DONE') kind.retainedDone--;
       else if (head.state === 'FAILED') kind.retainedFailed--;
@@ -1760,8 +1793,9 @@ export class SchedulerCore {
           r.createdAt - this.epoch,
         );
         job.state = 'PENDING'; // becomes QUEUED in finishReplay
+        job.owner = r.owner ?? '';
         this.jobs.set(job.id, job);
-        if (r.key !== '') this.#keys.set(r.key, job);
+        if (r.key !== '') this.#keys.set(this.#keyOf(job.owner, r.key), job);
         kind.submitted++;
         kind.live++;
         this.#submitted++;
@@ -1897,7 +1931,7 @@ export class SchedulerCore {
   }
 
   #submitRecord(job: Job): JournalRecord {
-    return {
+    const r: JournalRecord = {
       type: 'submit',
       id: job.id,
       kind: job.kind.name,
@@ -1910,6 +1944,8 @@ export class SchedulerCore {
       key: job.key,
       createdAt: this.epoch + job.createdAt,
     };
+    if (job.owner !== '') r.owner = job.owner;
+    return r;
   }
 
   #finalRecord(job: Job, state: 'DONE' | 'FAILED' | 'CANCELLED', permanent: boolean): JournalRecord {
@@ -1974,7 +2010,7 @@ export class SchedulerCore {
    * items carry the result's size, not the result. `total` counts every
    * visible job matching the filter, from counters (O(kinds)).
    */
-  list(m: Pick<ListMessage, 'state' | 'kind' | 'limit'> & Partial<Pick<ListMessage, 'afterId' | 'order'>>): ListPage {
+  list(m: Pick<ListMessage, 'state' | 'kind' | 'limit'> & Partial<Pick<ListMessage, 'afterId' | 'order'>>, who: Principal = ANYONE): ListPage {
     const limit = Math.min(m.limit === 0 ? 100 : m.limit, LIST_MAX_LIMIT);
     const newest = m.order !== 'oldest';
     const afterId = m.afterId ?? 0;
@@ -1995,13 +2031,16 @@ export class SchedulerCore {
       const job = this.jobs.get(id);
       id += newest ? -1 : 1;
       if (job === undefined || job.state === 'PENDING') continue;
+      if (!who.all && job.owner !== who.name) continue;
       if (kindFilter !== '' && job.kind.name !== kindFilter) continue;
       if (stateFilter !== '' && visibleState(job) !== stateFilter) continue;
       const info = this.jobInfo(job);
       if (info.error !== undefined && info.error.length > LIST_ERROR_CHARS) info.error = info.error.slice(0, LIST_ERROR_CHARS) + '…';
       jobs.push(info);
     }
-    return { jobs, total: this.#countMatching(stateFilter, kindFilter), next };
+    // A client credential's total is the jobs it can see in this scan's range: counters are kept per kind, not per owner.
+    const total = who.all ? this.#countMatching(stateFilter, kindFilter) : jobs.length + (next === 0 ? 0 : 1);
+    return { jobs, total, next };
   }
 
   #lowestId(): number {
