@@ -6,19 +6,24 @@
  * journal's lifecycle) plus the `taskwire-server` CLI.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { ANYONE, Credentials, mayConnect, newToken, principalOf, type Principal } from './lib/auth/credentials.js';
 import { readFileSync } from 'node:fs';
-import { isMain, UsageError, usageLine } from './lib/cli.js';
+import { isMain, parseAddress, UsageError, usageLine } from './lib/cli.js';
 import { parseArgv, type OptionTable } from './lib/cli/args.js';
 import { defineSchema, loadConfig, printConfig, type LoadedConfig } from './lib/config.js';
 import { Connection } from './lib/connection.js';
 import { TaskwireError } from './lib/errors.js';
+import { HttpServer, type HttpOptions } from './lib/http/http-server.js';
 import type { FsyncMode, Journal, JournalFaults } from './lib/journal.js';
-import { DEFAULT_MAX_PAYLOAD, PROTOCOL_VERSION, type Message } from './lib/protocol.js';
+import { DEFAULT_MAX_PAYLOAD, encode, PROTOCOL_VERSION, type LimitStats, type Message } from './lib/protocol.js';
 import {
   ClientSession,
   SchedulerCore,
+  type CoreObserver,
   type CoreOptions,
   type LogLevel,
+  type Peer,
   type Session,
   WorkerSession,
 } from './lib/scheduler-core.js';
@@ -39,8 +44,24 @@ export interface SchedulerOptions
   maxPayloadBytes?: number;
   /** How often timeouts, delays and retries are checked. Default 20 ms. */
   tickMs?: number;
-  /** Clients and workers must present this token in HELLO. */
+  /** Clients and workers must present this token in HELLO: one credential, `admin`, with every role. */
   token?: string;
+  /**
+   * Credentials file (issue 11): a JSON list of `{ name, roles, token_sha256,
+   * kinds?, cert_subject? }`. Reloaded by reload() (SIGHUP). Without it and
+   * without `token`, everyone may do everything (one trusted network).
+   */
+  auth?: string;
+  /** Serve the protocol over TLS (node:tls); files reloaded by reload() (SIGHUP). */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** Connections at most; past it new ones get LIMIT_EXCEEDED. Default 4096. */
+  maxConnections?: number;
+  /** Connections from one address at most. Default 1024. */
+  maxConnectionsPerAddress?: number;
+  /** Requests awaiting an answer per client connection; past it the scheduler stops reading that connection until answers go out (it waits, no error). Default 10,000. */
+  maxInFlight?: number;
+  /** Jobs one connection may wait on (SUBMIT with wait, WATCH); past it LIMIT_EXCEEDED. Default 100,000. */
+  maxWaits?: number;
   /** Default 'info': connections and failures. 'debug' logs every job transition. */
   logLevel?: LogLevel;
   /** Where log lines go. Default: stderr. */
@@ -66,12 +87,36 @@ export interface SchedulerOptions
    * again at the next start, without an attempt charged. Default 10 s.
    */
   stopGraceMs?: number;
+  /**
+   * Serve the HTTP API, `/metrics` and the dashboard (docs/HTTP.md). Off
+   * when absent. Loopback by default; another address needs `httpToken`.
+   */
+  http?: HttpOptions;
+  /** Token for HTTP requests that change state (`Authorization: Bearer …`). */
+  httpToken?: string;
 }
 
 /** Largest frame accepted before the handshake: a HELLO is small (DESIGN.md rule 3). */
 export const PRE_HELLO_MAX_PAYLOAD = 64 * 1024;
 
 const LEVELS: Record<LogLevel, number> = { silent: 0, error: 1, info: 2, debug: 3 };
+
+/** journal.ts FSYNC_BUCKETS_S, set when the journal module is loaded. */
+let FSYNC_BOUNDS: readonly number[] = [];
+
+/** One observer that tells each of `observers` (absent ones skipped); undefined if none. */
+function fanOut(...observers: (CoreObserver | undefined)[]): CoreObserver | undefined {
+  const list = observers.filter((o): o is CoreObserver => o !== undefined);
+  if (list.length <= 1) return list[0];
+  return {
+    job: (id, kind, state, attempt) => {
+      for (const o of list) o.job(id, kind, state, attempt);
+    },
+    worker: (event, id, name) => {
+      for (const o of list) o.worker(event, id, name);
+    },
+  };
+}
 
 /**
  * The scheduler, embeddable.
@@ -99,9 +144,25 @@ export class Scheduler {
   /** Resolvers waiting for the last connection to close. */
   readonly #idle: (() => void)[] = [];
   #address: { host: string; port: number } | undefined;
+  /** Credentials (issue 11); undefined = no auth configured. Replaced by reload(). */
+  #credentials: Credentials | undefined;
+  /** TLS: the current certificates (replaced by reload()) and whether client certificates are required. */
+  #tls: { context: SecureContext; clientCa: boolean } | undefined;
+  /** Open connections per remote address (the per-address cap). */
+  readonly #perAddress = new Map<string, number>();
+  /** TLS connections between accept and the end of their handshake (count against maxConnections). */
+  #accepting = 0;
+  /** Counters for STATS `limits`. */
+  #refused = 0;
+  #authFailures = 0;
+  /** Recent authentication failures per address (bounded), for the growing delay. */
+  readonly #failedFrom = new Map<string, { count: number; at: number }>();
+  /** The HTTP listener (`http` option); created in listen(). */
+  #http: HttpServer | undefined;
 
   constructor(opts: SchedulerOptions = {}) {
     this.#opts = opts;
+    this.#loadSecrets();
     this.#logLevel = LEVELS[opts.logLevel ?? 'info'];
     this.#server = createServer((socket) => this.#accept(socket));
   }
@@ -116,13 +177,32 @@ export class Scheduler {
   async listen(): Promise<{ host: string; port: number }> {
     if (this.#address !== undefined) return this.#address;
     const opts = this.#opts;
+    // The HTTP listener starts first, so /health answers and /ready says "recovering" during replay.
+    const http = opts.http === undefined ? undefined : new HttpServer(opts.http, opts.httpToken);
+    if (http !== undefined) {
+      await http.listen();
+      this.#http = http;
+    }
+    try {
+      return await this.#listenWire(http);
+    } catch (err) {
+      await http?.destroy();
+      this.#http = undefined;
+      throw err;
+    }
+  }
+
+  async #listenWire(http: HttpServer | undefined): Promise<{ host: string; port: number }> {
+    const opts = this.#opts;
     let journal: Journal | undefined;
     const coreOpts: CoreOptions = {
       ...opts,
       maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+      limitStats: () => this.#limitStats(),
       serverVersion: VERSION,
       log: (level, line) => this.#log(level, line),
       debug: this.#logLevel >= LEVELS.debug,
+      observer: fanOut(opts.observer, http?.observer),
     };
     if (opts.dataDir !== undefined) {
       // The core exists before the journal opens so replayed records stream
@@ -141,7 +221,8 @@ export class Scheduler {
         compact: () => this.compact(),
       });
       // Loaded only when asked for: a memory-only scheduler never touches the disk code.
-      const { Journal } = await import('./lib/journal.js');
+      const { Journal, FSYNC_BUCKETS_S } = await import('./lib/journal.js');
+      FSYNC_BOUNDS = FSYNC_BUCKETS_S;
       opened = await Journal.open(
         {
           dir: opts.dataDir,
@@ -185,7 +266,18 @@ export class Scheduler {
     const tickMs = opts.tickMs ?? 20;
     this.#timer = setInterval(this.#tickSoon, tickMs);
     this.#timer.unref();
+    http?.attach({
+      core: this.#core,
+      version: VERSION,
+      journalHealthy: () => this.#journalHealthy,
+      fsync: () => (journal === undefined ? null : { histogram: journal.fsyncTime, bounds: FSYNC_BOUNDS }),
+    });
     return this.#address;
+  }
+
+  /** The HTTP listener's address (after listen(), with the `http` option). */
+  get httpAddress(): { host: string; port: number } | undefined {
+    return this.#http?.address;
   }
 
   /** False while the journal's last write failed (a full disk): readiness (HTTP `/ready`). True without a journal. */
@@ -193,6 +285,59 @@ export class Scheduler {
     return this.#journalHealthy;
   }
   #journalHealthy = true;
+
+  /**
+   * Reads the credentials file and TLS certificates again (SIGHUP):
+   * connections keep going; new ones use the new files. A file that does
+   * not load leaves the current ones in place and is reported.
+   */
+  reload(): void {
+    try {
+      this.#loadSecrets();
+      this.#log('info', `reloaded${this.#opts.auth !== undefined ? ` ${this.#credentials?.size ?? 0} credential(s)` : ''}${this.#tls !== undefined ? ' and the TLS certificates' : ''}`);
+    } catch (err) {
+      this.#log('error', `reload failed, keeping the current credentials and certificates: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  #loadSecrets(): void {
+    const o = this.#opts;
+    let creds = o.auth === undefined ? undefined : Credentials.load(o.auth);
+    if (o.token !== undefined) creds = creds === undefined ? Credentials.fromToken(o.token) : creds.with(Credentials.fromToken(o.token));
+    let tls: { context: SecureContext; clientCa: boolean } | undefined;
+    if (o.tls !== undefined) {
+      const read = (what: string, path: string): Buffer => {
+        try {
+          return readFileSync(path);
+        } catch (err) {
+          throw new TaskwireError('INVALID_ARGUMENT', `cannot read the TLS ${what} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      };
+      const ctx: Parameters<typeof createSecureContext>[0] = { cert: read('certificate', o.tls.cert), key: read('key', o.tls.key) };
+      if (o.tls.clientCa !== undefined) ctx.ca = read('client CA', o.tls.clientCa);
+      try {
+        tls = { context: createSecureContext(ctx), clientCa: o.tls.clientCa !== undefined };
+      } catch (err) {
+        throw new TaskwireError('INVALID_ARGUMENT', `bad TLS certificate or key: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    this.#credentials = creds;
+    this.#tls = tls;
+  }
+
+  /** Connection limits and refusals (STATS `limits`). */
+  #limitStats(): LimitStats {
+    return {
+      connections: this.#connections.size,
+      maxConnections: this.#opts.maxConnections ?? 4096,
+      maxConnectionsPerAddress: this.#opts.maxConnectionsPerAddress ?? 1024,
+      maxInFlight: this.#opts.maxInFlight ?? 10_000,
+      maxWaits: this.#opts.maxWaits ?? 100_000,
+      refusedConnections: this.#refused,
+      authFailures: this.#authFailures,
+      waitsRefused: this.#core?.limitHits ?? 0,
+    };
+  }
 
   /** The listening address (after listen()). */
   get address(): { host: string; port: number } | undefined {
@@ -263,22 +408,114 @@ export class Scheduler {
     else process.stderr.write(text + '\n');
   }
 
+  /**
+   * A TCP connection arrived. Limits first (connections in all and per
+   * address), then, with TLS, a look at the first byte: a TLS ClientHello
+   * (0x16) is handed to a TLS socket; anything else is a plain-TCP peer on a
+   * TLS port, told so in a plain ERROR frame (issue 11).
+   */
   #accept(socket: Socket): void {
     const core = this.#core;
     if (core === undefined || this.#closing !== undefined) {
       socket.destroy();
       return;
     }
+    const address = socket.remoteAddress ?? '?';
+    const maxConnections = this.#opts.maxConnections ?? 4096;
+    const perAddress = this.#opts.maxConnectionsPerAddress ?? 1024;
+    const fromHere = this.#perAddress.get(address) ?? 0;
+    if (this.#connections.size + this.#accepting >= maxConnections || fromHere >= perAddress) {
+      this.#refused++;
+      const why = fromHere >= perAddress ? `${fromHere} connections from ${address} (max ${perAddress})` : `${maxConnections} connections (the maximum)`;
+      this.#log('info', `connection from ${address} refused: ${why}`);
+      socket.end(encode({ type: 'ERROR', requestId: 0, code: 'LIMIT_EXCEEDED', message: `too many connections: ${why}` }));
+      setTimeout(() => socket.destroy(), 2_000).unref();
+      return;
+    }
+    this.#perAddress.set(address, fromHere + 1);
+    socket.once('close', () => {
+      const n = (this.#perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, n);
+    });
+    const tls = this.#tls;
+    if (tls === undefined) return this.#open(core, socket);
+    // Sniff the first byte; the TLS handshake must finish within the hello timeout.
+    this.#accepting++;
+    let settled = false;
+    const timer = setTimeout(() => socket.destroy(), this.#opts.helloTimeoutMs ?? 5_000);
+    timer.unref();
+    const done = (): void => {
+      if (settled) return;
+      settled = true;
+      this.#accepting--;
+      clearTimeout(timer);
+    };
+    socket.once('close', done);
+    socket.once('error', () => undefined);
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] !== 0x16) {
+        done();
+        this.#log('info', `plain-TCP connection from ${address} to the TLS port closed`);
+        socket.end(encode({ type: 'ERROR', requestId: 0, code: 'BAD_HANDSHAKE', message: 'this scheduler speaks TLS: connect with --tls (tls: true)' }));
+        setTimeout(() => socket.destroy(), 2_000).unref();
+        return;
+      }
+      const secure = new TLSSocket(socket, {
+        isServer: true,
+        secureContext: tls.context,
+        requestCert: tls.clientCa,
+        rejectUnauthorized: tls.clientCa,
+      });
+      secure.once('secure', () => {
+        done();
+        this.#open(core, secure);
+      });
+      secure.once('error', (err) => {
+        done();
+        this.#log('info', `TLS handshake with ${address} failed: ${err.message}`);
+        secure.destroy();
+      });
+      socket.resume();
+    });
+  }
+
+  /** A connection ready for the protocol (plain, or TLS after its handshake). */
+  #open(core: SchedulerCore, socket: Socket): void {
     const id = `c${this.#nextSession++}`;
     let session: Session | undefined;
+    let rejected = false;
     const opts = this.#opts;
+    const maxInFlight = opts.maxInFlight ?? 10_000;
+    let inFlight = 0;
     const conn: Connection = new Connection(
       socket,
       {
         onMessage: (msg: Message) => {
           if (session instanceof WorkerSession) return core.handleWorker(session, msg);
-          if (session instanceof ClientSession) return core.handleClient(session, msg);
-          session = this.#handshake(core, conn, id, msg);
+          if (session instanceof ClientSession) {
+            // Pipelining past the cap waits in the kernel (issue 11): not an error. Every request
+            // (all but HEARTBEAT and GOODBYE) gets exactly one ACK, REPLY or ERROR.
+            if (msg.type !== 'HEARTBEAT' && msg.type !== 'GOODBYE' && ++inFlight >= maxInFlight) conn.holdInput(true);
+            return core.handleClient(session, msg);
+          }
+          if (rejected) return;
+          const next = this.#handshake(core, conn, id, msg, socket, {
+            send: (m: Message) => {
+              if ((m.type === 'ACK' || m.type === 'REPLY' || m.type === 'ERROR') && m.requestId !== 0) {
+                if (--inFlight < maxInFlight) conn.holdInput(false);
+              }
+              conn.send(m);
+            },
+            get writableLength() {
+              return conn.writableLength;
+            },
+            fail: (code, message) => conn.fail(code, message),
+          });
+          if (next === 'rejected') rejected = true;
+          else session = next;
         },
         // Called at once when the connection fails, ends or half-closes (DESIGN.md rule 2).
         onClose: (err) => {
@@ -307,31 +544,72 @@ export class Scheduler {
     this.#connections.add(conn);
     const helloTimeoutMs = opts.helloTimeoutMs ?? 5_000;
     const helloTimer = setTimeout(() => {
-      if (session === undefined) conn.fail('BAD_HANDSHAKE', `no HELLO within ${helloTimeoutMs} ms`);
+      if (session === undefined && !rejected) conn.fail('BAD_HANDSHAKE', `no HELLO within ${helloTimeoutMs} ms`);
     }, helloTimeoutMs);
     helloTimer.unref();
   }
 
+  /**
+   * Who the peer is (issue 11): a verified client certificate whose subject
+   * a credential names, else the HELLO's token; ANYONE without credentials.
+   */
+  #authenticate(token: string | undefined, socket: Socket): Principal | undefined {
+    const creds = this.#credentials;
+    if (creds === undefined) return ANYONE;
+    if (socket instanceof TLSSocket && socket.authorized) {
+      const cn = socket.getPeerCertificate().subject?.CN;
+      const bySubject = typeof cn === 'string' ? creds.bySubject(cn) : undefined;
+      if (bySubject !== undefined && token === undefined) return principalOf(bySubject);
+    }
+    const c = creds.verify(token);
+    return c === undefined ? undefined : principalOf(c);
+  }
+
+  /**
+   * A failed authentication: logged with the peer's address and the name it
+   * gave (never the token), answered AUTH_FAILED and closed — after a delay
+   * that doubles with each failure from that address within a minute.
+   */
+  #refuseAuth(conn: Connection, socket: Socket, name: string, why: string): 'rejected' {
+    this.#authFailures++;
+    const address = socket.remoteAddress ?? '?';
+    const now = performance.now();
+    const prev = this.#failedFrom.get(address);
+    const count = prev !== undefined && now - prev.at < 60_000 ? prev.count + 1 : 1;
+    this.#failedFrom.delete(address);
+    this.#failedFrom.set(address, { count, at: now });
+    if (this.#failedFrom.size > 10_000) this.#failedFrom.delete(this.#failedFrom.keys().next().value!);
+    const delayMs = count <= 1 ? 0 : Math.min(5_000, 100 * 2 ** (count - 2));
+    this.#log('info', `authentication failed from ${conn.remote} (name "${name}"): ${why}${delayMs > 0 ? `; answered in ${delayMs} ms (${count} failures)` : ''}`);
+    const fail = (): void => conn.fail('AUTH_FAILED', why);
+    if (delayMs === 0) fail();
+    else setTimeout(fail, delayMs).unref();
+    return 'rejected';
+  }
+
   /** PROTOCOL.md §4.1: the first frame must be HELLO; answer WELCOME or ERROR and close. */
-  #handshake(core: SchedulerCore, conn: Connection, id: string, msg: Message): Session {
+  #handshake(core: SchedulerCore, conn: Connection, id: string, msg: Message, socket: Socket, peer: Peer): Session | 'rejected' {
     if (msg.type !== 'HELLO') throw new TaskwireError('BAD_HANDSHAKE', `expected HELLO as the first frame, got ${msg.type}`);
     if (msg.version !== PROTOCOL_VERSION) {
       throw new TaskwireError('BAD_VERSION', `protocol version ${msg.version} is not supported (this scheduler speaks ${PROTOCOL_VERSION})`);
     }
-    const token = this.#opts.token;
-    if (token !== undefined && msg.token !== token) throw new TaskwireError('AUTH_FAILED', 'missing or wrong token');
+    const principal = this.#authenticate(msg.token, socket);
+    if (principal === undefined) return this.#refuseAuth(conn, socket, msg.name, 'missing or wrong token');
+    const denied = principal === ANYONE ? undefined : mayConnect(principal, msg.role, msg.capabilities);
+    if (denied !== undefined) return this.#refuseAuth(conn, socket, msg.name, denied);
     const heartbeatMs = this.#opts.heartbeatMs ?? 1_000;
     let session: Session;
     conn.setMaxPayloadBytes(this.#opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD);
+    const who = principal === ANYONE ? '' : ` as "${principal.name}"`;
     if (msg.role === 'worker') {
       if (msg.capabilities.length === 0) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare at least one capability');
       if (msg.concurrency < 1) throw new TaskwireError('INVALID_ARGUMENT', 'a worker must declare a concurrency of at least 1');
-      session = core.openWorker(id, msg, conn, () => conn.send(this.#welcome(id, heartbeatMs)));
-      this.#log('info', `worker ${msg.name} (${id}) connected from ${conn.remote}: ${msg.capabilities.join(',')} concurrency ${msg.concurrency}`);
+      session = core.openWorker(id, msg, conn, () => conn.send(this.#welcome(id, heartbeatMs)), principal);
+      this.#log('info', `worker ${msg.name} (${id}) connected from ${conn.remote}${who}: ${msg.capabilities.join(',')} concurrency ${msg.concurrency}`);
     } else {
       conn.send(this.#welcome(id, heartbeatMs));
-      session = core.openClient(id, msg.name, conn);
-      this.#log('info', `client ${msg.name || id} (${id}) connected from ${conn.remote}`);
+      session = core.openClient(id, msg.name, peer, principal);
+      this.#log('info', `client ${msg.name || id} (${id}) connected from ${conn.remote}${who}`);
     }
     conn.startHeartbeat(heartbeatMs);
     return session;
@@ -359,6 +637,7 @@ export class Scheduler {
   close({ timeoutMs = 5_000 }: { timeoutMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
       const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      this.#http?.beginClose(); // /ready says "stopping"; reads go on during the grace
       const core = this.#core;
       if (core !== undefined) {
         core.freeze();
@@ -387,6 +666,7 @@ export class Scheduler {
       const outcome = await Promise.race([Promise.all([serverClosed, connsClosed]), timedOut]);
       clearTimeout(timer);
       if (outcome === 'timeout') for (const c of this.#connections) c.destroy();
+      await this.#http?.close();
       await this.#compacting?.catch(() => undefined);
       await this.#journal?.close();
     })();
@@ -397,15 +677,18 @@ export class Scheduler {
   destroy(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
-          clearInterval(this.#timer);
+        clearInterval(this.#timer);
         this.#core?.freeze(); // lost workers' jobs are re-queued at the next start, not charged
         for (const c of this.#connections) c.destroy();
+        const http = this.#http?.destroy();
         await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+        await http;
         await this.#compacting?.catch(() => undefined);
         await this.#journal?.close();
       })();
     } else {
       for (const c of this.#connections) c.destroy();
+      void this.#http?.destroy();
     }
     return this.#closing;
   }
@@ -442,7 +725,22 @@ const SETTINGS = defineSchema({
   'max-buffered-bytes': { type: 'number', integer: true, min: MIB, default: 64 * MIB, help: 'close a peer that does not read past this (SLOW_CONSUMER)' },
   'stop-grace-ms': { type: 'number', integer: true, min: 0, default: 10_000, help: 'on SIGTERM, how long running jobs get to finish' },
   token: { type: 'string', secret: true, help: 'require this token in every HELLO' },
+  auth: { type: 'string', help: 'credentials file: roles and token hashes' },
+  'tls-cert': { type: 'string', help: 'serve over TLS with this certificate (PEM)' },
+  'tls-key': { type: 'string', help: '... and this private key (PEM)' },
+  'tls-client-ca': { type: 'string', help: 'require client certificates signed by this CA (mutual TLS)' },
+  'max-connections': { type: 'number', integer: true, min: 1, default: 4096, help: 'connections at most' },
+  'max-connections-per-address': { type: 'number', integer: true, min: 1, default: 1024, help: 'connections from one address at most' },
+  'max-in-flight': { type: 'number', integer: true, min: 1, default: 10_000, help: 'requests awaiting answers per connection before reading pauses' },
+  'max-waits': { type: 'number', integer: true, min: 1, default: 100_000, help: 'jobs one connection may wait on' },
+  'new-token': { type: 'boolean', persistent: false, default: false, help: 'print a new random token and its hash, and exit' },
   'token-file': { type: 'string', help: 'read the token from this file (its first line)' },
+  http: {
+    type: 'string',
+    help: 'also serve the HTTP API, /metrics and the dashboard at HOST:PORT',
+    validate: (value) => (/^(?:\[[^\]]+\]|[^:]*):\d+$|^\d+$/.test(String(value)) ? undefined : 'HOST:PORT'),
+  },
+  'http-token': { type: 'string', secret: true, help: 'token for HTTP requests that change state' },
   'log-level': { type: 'string', choices: ['silent', 'error', 'info', 'debug'], default: 'info', help: 'log detail' },
   config: { type: 'string', persistent: false, help: 'a JSON file of settings' },
   'print-config': { type: 'boolean', persistent: false, default: false, help: 'print the effective settings (secrets masked) and exit' },
@@ -485,6 +783,23 @@ Options:
   --token TOKEN             require this token in every HELLO (prefer TASKWIRE_TOKEN or
                             --token-file: a command line is visible to every local user)
   --token-file FILE         read the token from FILE (its first line)
+  --auth FILE               credentials: a JSON list of {"name", "roles": [client|worker|admin],
+                            "token_sha256", "kinds"?, "cert_subject"?}; reloaded on SIGHUP
+  --new-token               print a new random token and its SHA-256 (for --auth), and exit
+  --tls-cert FILE           serve over TLS with this certificate (PEM); reloaded on SIGHUP
+  --tls-key FILE            ... and this private key (PEM)
+  --tls-client-ca FILE      require client certificates signed by this CA (mutual TLS)
+  --max-connections N       connections at most; more get LIMIT_EXCEEDED (default 4096)
+  --max-connections-per-address N
+                            connections from one address at most (default 1024)
+  --max-in-flight N         requests awaiting an answer per connection; past it the
+                            scheduler stops reading that connection for a while (default 10000)
+  --max-waits N             jobs one connection may wait on (default 100000)
+  --http HOST:PORT          also serve the HTTP API, /metrics and the dashboard there
+                            (off by default; port 0 picks a free one; docs/HTTP.md)
+  --http-token TOKEN        token for HTTP requests that change state (prefer
+                            TASKWIRE_HTTP_TOKEN); required to bind --http to an
+                            address that is not loopback
   --log-level LEVEL         silent | error | info | debug (default info)
   --config FILE             settings from a JSON file: every long option is a key in
                             camelCase ({"dataDir": "/var/lib/taskwire", "retries": 5});
@@ -532,6 +847,16 @@ function toOptions(config: LoadedConfig<typeof SETTINGS>): SchedulerOptions {
   if (v.dataDir !== undefined) opts.dataDir = v.dataDir;
   else if (v.fsync !== undefined) throw new UsageError('--fsync needs --data-dir');
   if (v.fsync !== undefined) opts.fsync = v.fsync;
+  opts.maxConnections = v.maxConnections;
+  opts.maxConnectionsPerAddress = v.maxConnectionsPerAddress;
+  opts.maxInFlight = v.maxInFlight;
+  opts.maxWaits = v.maxWaits;
+  if (v.auth !== undefined) opts.auth = v.auth;
+  if ((v.tlsCert === undefined) !== (v.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (v.tlsCert !== undefined && v.tlsKey !== undefined) {
+    opts.tls = { cert: v.tlsCert, key: v.tlsKey };
+    if (v.tlsClientCa !== undefined) opts.tls.clientCa = v.tlsClientCa;
+  } else if (v.tlsClientCa !== undefined) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
   if (v.token !== undefined && v.tokenFile !== undefined) throw new UsageError('give --token or --token-file, not both');
   if (v.token !== undefined) opts.token = v.token;
   if (v.tokenFile !== undefined) {
@@ -544,6 +869,12 @@ function toOptions(config: LoadedConfig<typeof SETTINGS>): SchedulerOptions {
     const token = text.split(/\r?\n/)[0]!.trim();
     if (token === '') throw new UsageError(`--token-file ${v.tokenFile} is empty`);
     opts.token = token;
+  }
+  if (v.http !== undefined) {
+    opts.http = parseAddress(v.http);
+    if (v.httpToken !== undefined) opts.httpToken = v.httpToken;
+  } else if (v.httpToken !== undefined && config.sources['http-token'] === 'command line') {
+    throw new UsageError('--http-token needs --http');
   }
   return opts;
 }
@@ -558,6 +889,11 @@ async function main(): Promise<void> {
     }
     const file = typeof cli['config'] === 'string' ? cli['config'] : undefined;
     const config = loadConfig(SETTINGS, { cli, env: process.env, file });
+    if (config.values.newToken) {
+      const { token, sha256 } = newToken();
+      process.stdout.write(`token:        ${token}\ntoken_sha256: ${sha256}\n`);
+      process.exit(0);
+    }
     if (config.values.printConfig) {
       process.stdout.write(printConfig(SETTINGS, config));
       process.exit(0);
@@ -568,15 +904,18 @@ async function main(): Promise<void> {
     process.stderr.write(usageLine('taskwire-server', err.message));
     process.exit(2);
   }
-  const scheduler = new Scheduler(opts);
+  let scheduler: Scheduler;
   let address;
   try {
+    scheduler = new Scheduler(opts); // reads the credentials and certificates
     address = await scheduler.listen();
   } catch (err) {
     process.stderr.write(`taskwire-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
   process.stdout.write(`taskwire scheduler listening on ${address.host}:${address.port}\n`);
+  const http = scheduler.httpAddress;
+  if (http !== undefined) process.stdout.write(`taskwire http listening on ${http.host}:${http.port}\n`);
   let signals = 0;
   const stop = (signal: string): void => {
     signals++;
@@ -592,6 +931,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Credentials and certificates are read again; connections keep going (issue 11).
+  process.on('SIGHUP', () => scheduler.reload());
 }
 
 if (isMain(import.meta.url)) void main();

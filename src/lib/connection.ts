@@ -91,6 +91,8 @@ export class Connection {
   #closeError: Error | undefined;
   #heartbeat: Heartbeat | undefined;
   #paused = false;
+  /** Input held by the owner (too many requests in flight): not read until released. */
+  #held = false;
 
   constructor(socket: Socket, handlers: ConnectionHandlers, opts: ConnectionOptions = {}) {
     this.#socket = socket;
@@ -108,7 +110,7 @@ export class Connection {
     socket.on('drain', () => {
       if (this.#paused) {
         this.#paused = false;
-        socket.resume();
+        if (!this.#held) socket.resume();
       }
     });
     // The peer half-closed: it will send nothing more, so for its owner it is gone now (DESIGN.md rule 2).
@@ -130,6 +132,18 @@ export class Connection {
   /** True once the socket has closed or a close has been started. */
   get closed(): boolean {
     return this.#closed || this.#failed;
+  }
+
+  /**
+   * Stops (true) or resumes (false) reading the peer: the owner's
+   * backpressure, e.g. too many requests awaiting answers. Pipelined
+   * requests wait in the kernel; the peer is not judged silent meanwhile.
+   */
+  holdInput(hold: boolean): void {
+    if (hold === this.#held) return;
+    this.#held = hold;
+    if (hold) this.#socket.pause();
+    else if (!this.#paused) this.#socket.resume();
   }
 
   /** Largest frame payload accepted from the peer from now on (WELCOME's limit, or the post-HELLO limit). */
@@ -208,7 +222,7 @@ export class Connection {
         this.send(typeof l === 'number' ? { type: 'HEARTBEAT', running: l } : { type: 'HEARTBEAT', running: l.running, stuck: l.stuck });
       },
       // A peer whose input we paused (our own backpressure) is not silent.
-      isPaused: () => this.#paused,
+      isPaused: () => this.#paused || this.#held,
       onDead: (silentMs) =>
         this.fail(
           new TaskwireError('HEARTBEAT_TIMEOUT', `peer ${this.remote} silent for ${silentMs} ms`),

@@ -440,6 +440,22 @@ export interface StatsInfo {
   totals: { queued: number; running: number; retained: number; submitted: number };
   kinds: Record<string, KindStats>;
   journal: JournalStats | null;
+  /** Connection and request limits, and how often each refused (issue 11); absent from an embedded core. */
+  limits?: LimitStats;
+}
+/** STATS `limits`. */
+export interface LimitStats {
+  connections: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxInFlight: number;
+  maxWaits: number;
+  /** Connections refused by maxConnections or maxConnectionsPerAddress (LIMIT_EXCEEDED). */
+  refusedConnections: number;
+  /** HELLOs refused with AUTH_FAILED. */
+  authFailures: number;
+  /** SUBMIT/WATCH refused by maxWaits (LIMIT_EXCEEDED). */
+  waitsRefused: number;
 }
 /** Journal counters inside STATS (null without a data directory). */
 export interface JournalStats {

@@ -17,6 +17,7 @@ import {
   type HelloMessage,
   type AdminMessage,
   type ListMessage,
+  type LimitStats,
   type ListPage,
   type JobEvent,
   type JobInfo,
@@ -120,6 +121,10 @@ export interface CoreOptions {
   defer?: (fn: () => void) => void;
   /** Told of every visible change (HTTP live events). */
   observer?: CoreObserver;
+  /** Jobs one client connection may wait on (SUBMIT wait, WATCH); past it LIMIT_EXCEEDED. Default 100,000. */
+  maxWaits?: number;
+  /** The server's connection limits for STATS. */
+  limitStats?: () => LimitStats;
   /** Randomness for backoff jitter. Default Math.random. */
   random?: () => number;
   journal?: JournalPort;
@@ -466,6 +471,7 @@ export class SchedulerCore {
   readonly #maxPayloadBytes: number;
   readonly #listScanIds: number;
   readonly #storeRetryMs: number;
+  readonly #maxWaits: number;
   readonly #serverVersion: string;
   readonly #clock: () => number;
   readonly #random: () => number;
@@ -490,6 +496,7 @@ export class SchedulerCore {
     this.#maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD;
     this.#listScanIds = opts.listScanIds ?? 100_000;
     this.#storeRetryMs = opts.storeRetryMs ?? 100;
+    this.#maxWaits = opts.maxWaits ?? 100_000;
     this.#storeRetryDelay = this.#storeRetryMs;
     this.#serverVersion = opts.serverVersion ?? '0.0.0';
     this.#clock = opts.now ?? (() => performance.now());
@@ -867,6 +874,7 @@ export class SchedulerCore {
 
   #submit(s: ClientSession, m: SubmitMessage): void {
     if (m.kind === '') return this.#error(s.peer, m.requestId, 'INVALID_ARGUMENT', 'kind must not be empty');
+    if (m.wait && s.waits.size >= this.#maxWaits) return this.#tooManyWaits(s, m.requestId);
     const owner = s.principal.name;
     const scopedKey = m.key === '' ? '' : this.#keyOf(owner, m.key);
     if (m.key !== '') {
@@ -1381,6 +1389,7 @@ export class SchedulerCore {
   #watch(s: ClientSession, requestId: number, jobId: number, progress: boolean): void {
     const job = this.#visible(jobId, s.principal);
     if (job === undefined) return this.#notFound(s.peer, requestId, jobId);
+    if (s.waits.size >= this.#maxWaits && !s.waits.has(job)) return this.#tooManyWaits(s, requestId);
     s.peer.send({ type: 'ACK', requestId, jobId, existing: true });
     this.#addWaiter(job, s, progress);
   }
@@ -1405,6 +1414,17 @@ export class SchedulerCore {
       else this.#error(peer, requestId, 'JOURNAL_UNAVAILABLE', `job ${job.id} not cancelled, the journal could not store it: ${err.message}`);
     });
   }
+
+  #tooManyWaits(s: ClientSession, requestId: number): void {
+    this.#limitHits++;
+    this.#error(s.peer, requestId, 'LIMIT_EXCEEDED', `this connection already waits on ${s.waits.size} jobs (max ${this.#maxWaits}); wait on fewer at once, or use another connection`);
+  }
+
+  /** Requests refused by a limit (waits per connection); the server adds its own (connections). */
+  get limitHits(): number {
+    return this.#limitHits;
+  }
+  #limitHits = 0;
 
   #notFound(peer: Peer, requestId: number, jobId: number): void {
     this.#error(peer, requestId, 'NOT_FOUND', `no job ${jobId} (never submitted, or its result has expired)`);
@@ -2132,7 +2152,7 @@ export class SchedulerCore {
         paused: k.paused,
       };
     }
-    return {
+    const out: StatsInfo = {
       uptimeMs: Math.round(now),
       serverVersion: this.#serverVersion,
       connections: { clients: this.#clients, workers: this.#workers.size },
@@ -2140,5 +2160,8 @@ export class SchedulerCore {
       kinds,
       journal: this.#opts.journalStats?.() ?? null,
     };
+    const limits = this.#opts.limitStats?.();
+    if (limits !== undefined) out.limits = limits;
+    return out;
   }
 }

@@ -21,6 +21,8 @@ export interface Credential {
   readonly digest: Buffer;
   /** Worker role: the only kinds it may register; null = any. */
   readonly kinds: ReadonlySet<string> | null;
+  /** Mutual TLS: a verified client certificate with this subject CN is this credential, without a token. */
+  readonly subject?: string;
 }
 
 /** The principal of a connection after HELLO: a credential, or everyone when no auth is configured. */
@@ -86,7 +88,9 @@ export class Credentials {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw invalid(at, 'must be an object');
       const e = entry as Record<string, unknown>;
       for (const key of Object.keys(e)) {
-        if (!['name', 'roles', 'token_sha256', 'kinds'].includes(key)) throw invalid(at, `unknown field "${key}" (allowed: name, roles, token_sha256, kinds)`);
+        if (!['name', 'roles', 'token_sha256', 'kinds', 'cert_subject'].includes(key)) {
+          throw invalid(at, `unknown field "${key}" (allowed: name, roles, token_sha256, kinds, cert_subject)`);
+        }
       }
       if (typeof e['name'] !== 'string' || e['name'] === '' || e['name'].length > 200) throw invalid(at, '"name" must be a non-empty string');
       const roles = e['roles'];
@@ -103,7 +107,10 @@ export class Credentials {
         if (!Array.isArray(k) || !k.every((x): x is string => typeof x === 'string' && x !== '')) throw invalid(at, '"kinds" must be a list of job kinds');
         kinds = new Set(k);
       }
-      return { name: e['name'], roles: new Set(roles), digest: Buffer.from(hex, 'hex'), kinds };
+      const subject = e['cert_subject'];
+      if (subject !== undefined && (typeof subject !== 'string' || subject === '')) throw invalid(at, '"cert_subject" must be a certificate subject CN');
+      const c: Credential = { name: e['name'], roles: new Set(roles), digest: Buffer.from(hex, 'hex'), kinds, ...(subject === undefined ? {} : { subject }) };
+      return c;
     });
     return new Credentials(list);
   }
@@ -117,6 +124,11 @@ export class Credentials {
       throw invalid(`credentials file ${path}`, `cannot be read (${err instanceof Error ? err.message : String(err)})`);
     }
     return Credentials.parse(text, `credentials file ${path}`);
+  }
+
+  /** The credential a verified client certificate's subject CN names, if any. */
+  bySubject(cn: string): Credential | undefined {
+    return this.#list.find((c) => c.subject === cn);
   }
 
   get size(): number {
