@@ -7,6 +7,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { isMain, parseAddress } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
+import { connectTls, explainTlsError, type TlsClientOptions } from './lib/tls.js';
 import { encodeArgs } from './lib/jobs.js';
 import { ClosedError, errnoCode, JobCancelledError, JobFailedError, TaskwireError, toError } from './lib/errors.js';
 import { IdMap } from './lib/id-map.js';
@@ -53,6 +54,8 @@ export interface ConnectOptions {
   token?: string;
   /** Time allowed for TCP connect plus handshake. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /** Speak TLS (issue 11): `true` verifies the scheduler against the system CAs; or give a CA, a client certificate... */
+  tls?: boolean | TlsClientOptions;
   /**
    * First request id to use (default 1). Only useful to test id wrap-around.
    * @internal
@@ -379,7 +382,8 @@ export class Client {
     return new Promise((resolve, reject) => {
       let settled = false;
       let client: Client | undefined;
-      const socket = netConnect({ host, port });
+      const tls = opts.tls === true ? {} : opts.tls === false ? undefined : opts.tls;
+      const socket = tls === undefined ? netConnect({ host, port }) : connectTls(host, port, tls);
       const finish = (err: Error | undefined): void => {
         if (settled) return;
         settled = true;
@@ -392,7 +396,7 @@ export class Client {
           reject(err);
         }
       };
-      const onSocketError = (err: Error): void => finish(unreachable(label, err));
+      const onSocketError = (err: Error): void => finish(tls === undefined ? unreachable(label, err) : explainTlsError(label, err));
       const timer = setTimeout(
         () => finish(unreachable(label, new TaskwireError('TIMEOUT', `no answer within ${timeoutMs} ms`))),
         timeoutMs,
@@ -407,7 +411,7 @@ export class Client {
       };
       socket.once('error', onSocketError);
       socket.once('data', onFirstData);
-      socket.once('connect', () => {
+      socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
         client = new Client(socket, label, opts, finish);
       });
     });

@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { backoffDelay } from './lib/backoff.js';
 import { isMain, parseAddress } from './lib/cli.js';
 import { Connection } from './lib/connection.js';
+import { connectTls, explainTlsError, type TlsClientOptions } from './lib/tls.js';
 import { errnoCode, PermanentError, TaskwireError } from './lib/errors.js';
 import {
   createBuiltinRegistry,
@@ -43,6 +44,10 @@ export interface WorkerOptions {
   server: string | { host: string; port: number };
   /** Shown in the scheduler's `workers` list. Default `${hostname}-${pid}`. */
   name?: string;
+  /** The pool this worker belongs to, shown in `workers` listings (a `WorkerPool` sets its name). Default: none. */
+  pool?: string;
+  /** The machine it runs on, shown in `workers` listings. Default `os.hostname()`. */
+  host?: string;
   /**
    * Kinds to advertise. Default: every kind registered when a connection is
    * made (the built-ins plus those added with {@link Worker.handle}). Each
@@ -60,6 +65,8 @@ export interface WorkerOptions {
   prefetch?: number;
   /** Shared secret, when the scheduler requires one. */
   token?: string;
+  /** Speak TLS (issue 11): `true` verifies the scheduler against the system CAs; or give a CA, a client certificate... */
+  tls?: boolean | TlsClientOptions;
   /** First reconnect delay ceiling; doubles per failed attempt, with jitter. Default 100 ms. */
   reconnectBaseMs?: number;
   /** Largest reconnect delay. Default 5000 ms. */
@@ -316,9 +323,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly prefetch: number;
   readonly #host: string;
   readonly #port: number;
+  /** Sent in HELLO for listings (not the scheduler's host: that is `#host`). */
+  readonly #pool: string | undefined;
+  readonly #machine: string;
   readonly #registry: HandlerRegistry = createBuiltinRegistry();
   readonly #capabilities: readonly string[] | undefined;
   readonly #token: string | undefined;
+  readonly #tls: TlsClientOptions | undefined;
   readonly #reconnectBaseMs: number;
   readonly #reconnectMaxMs: number;
   readonly #connectTimeoutMs: number;
@@ -361,12 +372,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#port = port;
     this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
+    this.#pool = opts.pool;
+    this.#machine = opts.host ?? hostname();
     this.concurrency = opts.concurrency ?? 4;
     checkInt('concurrency', this.concurrency, 1, U32_MAX);
     this.prefetch = opts.prefetch ?? Math.max(32, this.concurrency);
     checkInt('prefetch', this.prefetch, 0, 1024);
     this.#capabilities = opts.capabilities === undefined ? undefined : [...opts.capabilities];
     this.#token = opts.token;
+    this.#tls = opts.tls === true ? {} : opts.tls === false ? undefined : opts.tls;
     this.#reconnectBaseMs = opts.reconnectBaseMs ?? 100;
     this.#reconnectMaxMs = opts.reconnectMaxMs ?? 5_000;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
@@ -528,7 +542,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   #connect(): void {
     const handlers = this.#handlersNow();
-    const socket = netConnect({ host: this.#host, port: this.#port });
+    const tls = this.#tls;
+    const socket = tls === undefined ? netConnect({ host: this.#host, port: this.#port }) : connectTls(this.#host, this.#port, tls);
     const s = new Session(socket, handlers, [...handlers.keys()]);
     this.#session = s;
     const timeoutMs = this.#connectTimeoutMs;
@@ -539,12 +554,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
       else socket.destroy(err);
     }, timeoutMs);
     const onEarlyError = (err: Error): void => {
-      s.error ??= err;
+      s.error ??= tls === undefined ? err : explainTlsError(this.address, err);
     };
     const onEarlyClose = (): void => this.#onClose(s, undefined);
     socket.on('error', onEarlyError);
     socket.once('close', onEarlyClose);
-    socket.once('connect', () => {
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       socket.off('error', onEarlyError);
       socket.off('close', onEarlyClose);
       const conn = new Connection(socket, {
@@ -561,6 +576,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         concurrency: this.concurrency,
       };
       if (this.prefetch > 0) hello.prefetch = this.prefetch;
+      if (this.#pool !== undefined) hello.pool = this.#pool;
+      hello.host = this.#machine;
       if (this.#token !== undefined) hello.token = this.#token;
       conn.send(hello);
     });
