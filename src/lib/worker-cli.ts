@@ -1,27 +1,33 @@
 /**
- * The `taskwire-worker` command line: parsing, and the three ways it runs —
- * one worker with the built-in kinds or a `--handlers` module, one worker
- * that runs a command per job (`-c KIND -- CMD ARGS...` or `--shell LINE`),
- * and a supervisor of N such processes (`--processes N`).
- * `src/worker.ts` loads this module only when run as a program.
+ * The `taskwire-worker` command line: parsing (settings from the command
+ * line, `TASKWIRE_*` and `--config FILE`, see worker-config.ts), and the
+ * three ways it runs — a worker process with the built-in kinds or a
+ * `--handlers` module, one that runs a command per job (`-c KIND -- CMD
+ * ARGS...`, `--shell LINE`, or each kind's `exec` in the config file), and a
+ * supervisor of N such processes (`--processes N`). A process keeps one
+ * connection to the scheduler, or one more per config-file kind with its own
+ * concurrency. `src/worker.ts` loads this module only when run as a program.
  */
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker, type WorkerLogLevel, type WorkerOptions } from '../worker.js';
-import { DEFAULT_SERVER, parseAddress, parseUint, UsageError } from './cli.js';
+import { DEFAULT_SERVER, parseAddress, usageLine, UsageError } from './cli.js';
+import { envName } from './config.js';
 import { errnoCode, TaskwireError } from './errors.js';
 import { checkCommand, execHandler, type ExecCommand } from './exec-handler.js';
 import { loadHandlers } from './handlers-module.js';
 import { BUILTIN_KINDS } from './jobs.js';
 import type { PoolMessage } from './pool/messages.js';
 import { WorkerPool } from './pool/worker-pool.js';
-import { U32_MAX } from './protocol.js';
+import { assertNever } from './protocol.js';
+import { loadWorkerConfig, planConnections, printWorkerConfig, WORKER_SETTINGS, type ConnectionPlan } from './worker-config.js';
 
 const PROGRAM = 'taskwire-worker';
 
 const USAGE = `Usage: taskwire-worker [options]
        taskwire-worker -c KIND[,KIND...] [options] -- COMMAND [ARG...]
        taskwire-worker -c KIND[,KIND...] [options] --shell 'COMMAND LINE'
+       taskwire-worker --config FILE [options]
 
 Runs a taskwire worker: connects to the scheduler and runs the jobs it assigns.
 
@@ -29,7 +35,8 @@ Options:
   -s, --server HOST:PORT        scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})
   -w, --name NAME               worker name (default HOSTNAME-PID; in a pool, NAME-1 ... NAME-N)
   -c, --capabilities KIND...    kinds to run, comma or space separated
-                                (default: all of ${BUILTIN_KINDS.join(', ')}, plus --handlers kinds)
+                                (default: all of ${BUILTIN_KINDS.join(', ')}, plus --handlers kinds,
+                                or the kinds the config file declares)
   -n, --concurrency N           jobs at once (default 4)
   --prefetch N                  jobs the scheduler may send ahead, started as slots free,
                                 so no slot idles for a round trip (default max(32, concurrency);
@@ -37,6 +44,8 @@ Options:
   --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
   --handlers PATH               a module whose default export (or register export) is called
                                 with the worker to register kinds: worker.handle(kind, fn)
+  --pool NAME                   pool name "taskwire workers" shows (--processes sets it to
+                                the pool's --name)
   --processing-ms MS            emulate work: every job takes MS ms (default 0)
   --fail-rate P                 emulate faults: fail attempts retryably with probability P (0-1)
   --reconnect-base-ms MS        first reconnect delay, doubling with jitter (default 100)
@@ -46,6 +55,8 @@ Options:
   --abandon-grace-ms MS         after a timeout or cancel, give a handler that ignores it MS ms
                                 before its slot is taken back (default 5000)
   --log-level LEVEL             silent | error | info | debug (default info), to stderr
+  --config FILE                 settings from a JSON file (below)
+  --print-config                print the effective settings (token masked) and exit
   -h, --help                    show this help
 
 A command per job (every -c kind runs it):
@@ -65,53 +76,46 @@ Worker pool:
   --crash-limit K               stop restarting a process that died K times ... (default 5)
   --crash-window-ms MS          ... within MS ms (default 60000)
   --ready-timeout-ms MS         rolling restart: time a new process has to connect (default 30000)
-  SIGHUP replaces the processes one by one (rolling restart); SIGTERM drains them all.
+  SIGHUP replaces the processes one by one (rolling restart; they read --config again);
+  SIGTERM drains them all.
+
+Config file: every long option is a key in camelCase, and "kinds" declares the kinds
+to serve, each with its own command ("exec": an argument vector, or "shell": a line)
+and concurrency (a kind with its own gets its own connection, named NAME/KIND):
+  {"server": "127.0.0.1:9001", "concurrency": 4, "processes": 2,
+   "kinds": {"resize": {"exec": ["convert", "-", "-resize", "50%", "-"], "concurrency": 2},
+             "sha256": {}}}
+  A kind without a command is a built-in or --handlers kind. The command line wins over
+  TASKWIRE_* variables (TASKWIRE_CONCURRENCY, ...), which win over the file.
 
 Prints "taskwire worker NAME connected to HOST:PORT as SESSION" once connected.
 SIGTERM or SIGINT drains (finish running jobs, then exit 0); a second one exits at once.
 A scheduler that refuses the token or the protocol version: "cannot connect", exit 1.
 `;
 
-const OPTIONS = {
-  server: { type: 'string', short: 's' },
-  name: { type: 'string', short: 'w' },
-  capabilities: { type: 'string', short: 'c' },
-  concurrency: { type: 'string', short: 'n' },
-  prefetch: { type: 'string' },
-  token: { type: 'string' },
-  handlers: { type: 'string' },
-  'processing-ms': { type: 'string' },
-  'fail-rate': { type: 'string' },
-  'reconnect-base-ms': { type: 'string' },
-  'reconnect-max-ms': { type: 'string' },
-  'connect-timeout-ms': { type: 'string' },
-  'drain-grace-ms': { type: 'string' },
-  'abandon-grace-ms': { type: 'string' },
-  'log-level': { type: 'string' },
-  shell: { type: 'string' },
-  'kill-grace-ms': { type: 'string' },
-  processes: { type: 'string' },
-  'restart-base-ms': { type: 'string' },
-  'restart-max-ms': { type: 'string' },
-  'crash-limit': { type: 'string' },
-  'crash-window-ms': { type: 'string' },
-  'ready-timeout-ms': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+/** Short forms of options. */
+const SHORT: Readonly<Record<string, string>> = { server: 's', name: 'w', capabilities: 'c', concurrency: 'n', help: 'h' };
 
-/** Options the supervisor keeps to itself: its processes get their own name, and the token by environment. */
+/** The command line's options: every setting but `kinds` (a config file's only). */
+const OPTIONS = Object.fromEntries(
+  Object.entries(WORKER_SETTINGS)
+    .filter(([name]) => name !== 'kinds')
+    .map(([name, def]) => [name, { type: def.type === 'boolean' ? 'boolean' : 'string', ...(SHORT[name] === undefined ? {} : { short: SHORT[name] }) }]),
+) as Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+/** Options the supervisor keeps to itself: its processes get their own name and pool, and the token by environment. */
 const SUPERVISOR_ONLY: ReadonlySet<string> = new Set([
   'name',
+  'pool',
   'token',
   'processes',
+  'print-config',
   'restart-base-ms',
   'restart-max-ms',
   'crash-limit',
   'crash-window-ms',
   'ready-timeout-ms',
 ]);
-
-const LOG_LEVELS: readonly WorkerLogLevel[] = ['silent', 'error', 'info', 'debug'];
 
 /** Timing knobs of a pool. */
 export interface PoolSettings {
@@ -122,22 +126,25 @@ export interface PoolSettings {
   readyTimeoutMs: number;
 }
 
+/** What a worker process (or a pool of them) runs. */
+export interface WorkerRun {
+  /** Options of every connection; each {@link ConnectionPlan} sets its name, concurrency and capabilities. */
+  options: WorkerOptions;
+  /** The connections to keep: one, or one more per config-file kind with its own concurrency. */
+  connections: ConnectionPlan[];
+  /** The command given on the command line (`--` or `--shell`) for every capability, if any. */
+  command: ExecCommand | undefined;
+  killGraceMs: number;
+  /** Path of a handlers module, as given. */
+  handlers: string | undefined;
+  /** Set when `processes` was set: run a supervisor of that many processes. Never set in a pool's process. */
+  processes: number | undefined;
+  pool: PoolSettings;
+  logLevel: WorkerLogLevel;
+}
+
 /** A parsed `taskwire-worker` command line. */
-export type WorkerCli =
-  | { help: true }
-  | {
-      help: false;
-      options: WorkerOptions;
-      /** Run per job by every capability. */
-      command: ExecCommand | undefined;
-      killGraceMs: number;
-      /** Path of a handlers module, as given. */
-      handlers: string | undefined;
-      /** Set when `--processes` was given: run a supervisor of that many processes. */
-      processes: number | undefined;
-      pool: PoolSettings;
-      logLevel: WorkerLogLevel;
-    };
+export type WorkerCli = { action: 'help' } | { action: 'print-config'; text: string } | ({ action: 'run' } & WorkerRun);
 
 /** `-c add divide` → `-c add,divide`: the values after a list flag, up to the next option. */
 function joinListValues(argv: readonly string[]): string[] {
@@ -160,8 +167,25 @@ function splitCommand(argv: readonly string[]): [string[], string[] | undefined]
   return i === -1 ? [joinListValues(argv), undefined] : [joinListValues(argv.slice(0, i)), argv.slice(i + 1)];
 }
 
-/** Parses the `taskwire-worker` command line. Throws {@link UsageError}. */
-export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): WorkerCli {
+/** `auto` → the number of CPUs, for `--processes` and `TASKWIRE_PROCESSES` (a config file says a number). */
+function autoProcesses(text: string | undefined): string | undefined {
+  return text === 'auto' ? String(availableParallelism()) : text;
+}
+
+/** Where the parse runs: in a pool's process, pool settings (`processes`, from the file or the environment too) do not apply. */
+export interface ParseContext {
+  /** True in a process a {@link WorkerPool} started. */
+  poolMember?: boolean;
+  /** Directory for relative `exec` commands. Default: this process's. */
+  cwd?: string;
+}
+
+/**
+ * Parses the `taskwire-worker` command line, with the environment and the
+ * `--config` file it names. Throws {@link UsageError} (a `ConfigError` for
+ * a setting that is wrong in the file or the environment).
+ */
+export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, ctx: ParseContext = {}): WorkerCli {
   const [head, commandArgv] = splitCommand(argv);
   let parsed;
   try {
@@ -176,100 +200,89 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv =
     if (unknown !== null) throw new UsageError(`unknown option ${unknown[1]!}`);
     throw new UsageError(text.split('\n')[0]!);
   }
-  const v = parsed.values;
-  if (v.help === true) return { help: true };
-  const server = parseAddress(v.server ?? (env['TASKWIRE_SERVER'] || DEFAULT_SERVER));
-  if (server.port === 0) throw new UsageError('--server needs a port from 1 to 65535');
-  const options: WorkerOptions = {
-    server,
-    concurrency: parseUint('concurrency', v.concurrency, 4, U32_MAX),
-    processingMs: parseUint('processing-ms', v['processing-ms'], 0),
-    reconnectBaseMs: parseUint('reconnect-base-ms', v['reconnect-base-ms'], 100),
-    reconnectMaxMs: parseUint('reconnect-max-ms', v['reconnect-max-ms'], 5_000),
-    connectTimeoutMs: parseUint('connect-timeout-ms', v['connect-timeout-ms'], 5_000),
-    drainGraceMs: parseUint('drain-grace-ms', v['drain-grace-ms'], 30_000),
-    abandonGraceMs: parseUint('abandon-grace-ms', v['abandon-grace-ms'], 5_000),
-  };
-  if (options.concurrency === 0) throw new UsageError('--concurrency must be at least 1');
-  if (v.prefetch !== undefined) options.prefetch = parseUint('prefetch', v.prefetch, 0, 1024);
-  if (options.reconnectBaseMs === 0 || options.reconnectMaxMs === 0 || options.connectTimeoutMs === 0) {
-    throw new UsageError('--reconnect-base-ms, --reconnect-max-ms and --connect-timeout-ms must be at least 1');
-  }
-  if (v.name !== undefined) {
-    if (v.name === '') throw new UsageError('--name must not be empty');
-    options.name = v.name;
-  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v['help'] === true) return { action: 'help' };
 
   let command: ExecCommand | undefined;
   if (commandArgv !== undefined) {
     if (commandArgv.length === 0 || commandArgv[0] === '') throw new UsageError('no command after --');
-    if (v.shell !== undefined) throw new UsageError('give either --shell LINE or -- COMMAND, not both');
+    if (v['shell'] !== undefined) throw new UsageError('give either --shell LINE or -- COMMAND, not both');
     command = { argv: commandArgv };
-  } else if (v.shell !== undefined) {
-    if (v.shell.trim() === '') throw new UsageError('--shell needs a command line');
-    command = { shell: v.shell };
   }
-  if (command !== undefined && v.handlers !== undefined) throw new UsageError('give either --handlers or a command, not both');
-  if (v.handlers === '') throw new UsageError('--handlers needs a module path');
+  const cli = { ...v, processes: autoProcesses(v['processes'] as string | undefined) };
+  const processesVar = envName('processes');
+  const environment = { ...env, [processesVar]: autoProcesses(env[processesVar]) };
+  const file = typeof v['config'] === 'string' ? v['config'] : undefined;
+  const config = loadWorkerConfig({ cli, env: environment, file, cwd: ctx.cwd }, command);
+  const s = config.values;
+  if (s.printConfig) return { action: 'print-config', text: printWorkerConfig(config) };
 
-  if (v.capabilities !== undefined) {
-    const kinds = [...new Set(v.capabilities.split(',').map((k) => k.trim()).filter((k) => k !== ''))];
-    if (kinds.length === 0) throw new UsageError('--capabilities needs at least one kind');
-    // With a command every listed kind runs it; a handlers module is checked once loaded.
-    if (command === undefined && v.handlers === undefined) {
+  if (command === undefined && s.shell !== undefined) command = { shell: s.shell };
+  if (command !== undefined && s.handlers !== undefined) throw new UsageError('give either --handlers or a command, not both');
+  let capabilities: string[] | undefined;
+  if (s.capabilities !== undefined) {
+    capabilities = [...new Set(s.capabilities)];
+    if (capabilities.length === 0) throw new UsageError('--capabilities needs at least one kind');
+    // With a command every listed kind runs it; a handlers module is checked once loaded; declared kinds were checked.
+    if (command === undefined && s.handlers === undefined && config.kinds === undefined) {
       const builtin: readonly string[] = BUILTIN_KINDS;
-      const unknown = kinds.filter((k) => !builtin.includes(k));
+      const unknown = capabilities.filter((k) => !builtin.includes(k));
       if (unknown.length > 0) {
         throw new UsageError(`unknown capability "${unknown[0]}": this worker runs ${BUILTIN_KINDS.join(', ')} (or use --handlers, or -- COMMAND)`);
       }
     }
-    options.capabilities = kinds;
   } else if (command !== undefined) {
     throw new UsageError('a command needs the kinds it runs: -c KIND -- COMMAND');
   }
-  if (v['fail-rate'] !== undefined) {
-    const text = v['fail-rate'];
-    const p = Number(text);
-    if (text.trim() === '' || !(p >= 0 && p <= 1)) throw new UsageError(`--fail-rate must be a number from 0 to 1, got "${text}"`);
-    options.failRate = p;
-  }
-  const token = v.token ?? (env['TASKWIRE_TOKEN'] || undefined);
-  if (token !== undefined) options.token = token;
-  const level = v['log-level'] ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be silent, error, info or debug, got "${level}"`);
-  options.logLevel = level as WorkerLogLevel;
 
-  let processes: number | undefined;
-  if (v.processes !== undefined) {
-    processes = v.processes === 'auto' ? availableParallelism() : parseUint('processes', v.processes, 1, 1024);
-    if (processes === 0) throw new UsageError('--processes must be at least 1 (or auto)');
-  }
-  const pool: PoolSettings = {
-    restartBaseMs: parseUint('restart-base-ms', v['restart-base-ms'], 500),
-    restartMaxMs: parseUint('restart-max-ms', v['restart-max-ms'], 30_000),
-    crashLimit: parseUint('crash-limit', v['crash-limit'], 5),
-    crashWindowMs: parseUint('crash-window-ms', v['crash-window-ms'], 60_000),
-    readyTimeoutMs: parseUint('ready-timeout-ms', v['ready-timeout-ms'], 30_000),
+  const logLevel: WorkerLogLevel = s.logLevel;
+  const options: WorkerOptions = {
+    server: parseAddress(s.server),
+    concurrency: s.concurrency,
+    processingMs: s.processingMs,
+    failRate: s.failRate,
+    reconnectBaseMs: s.reconnectBaseMs,
+    reconnectMaxMs: s.reconnectMaxMs,
+    connectTimeoutMs: s.connectTimeoutMs,
+    drainGraceMs: s.drainGraceMs,
+    abandonGraceMs: s.abandonGraceMs,
+    logLevel,
   };
-  if (Object.values(pool).some((n) => n === 0)) {
-    throw new UsageError('--restart-base-ms, --restart-max-ms, --crash-limit, --crash-window-ms and --ready-timeout-ms must be at least 1');
-  }
-  return {
-    help: false,
-    options,
+  if (s.prefetch !== undefined) options.prefetch = s.prefetch;
+  if (s.name !== undefined) options.name = s.name;
+  if (s.pool !== undefined) options.pool = s.pool;
+  if (s.token !== undefined) options.token = s.token;
+  const connections = planConnections({
+    name: s.name ?? `${hostname()}-${process.pid}`,
+    concurrency: s.concurrency,
+    capabilities,
     command,
-    killGraceMs: parseUint('kill-grace-ms', v['kill-grace-ms'], 5_000),
-    handlers: v.handlers,
-    processes,
-    pool,
-    logLevel: level as WorkerLogLevel,
+    kinds: config.kinds,
+  });
+  return {
+    action: 'run',
+    options,
+    connections,
+    command,
+    killGraceMs: s.killGraceMs,
+    handlers: s.handlers,
+    processes: ctx.poolMember === true ? undefined : s.processes,
+    pool: {
+      restartBaseMs: s.restartBaseMs,
+      restartMaxMs: s.restartMaxMs,
+      crashLimit: s.crashLimit,
+      crashWindowMs: s.crashWindowMs,
+      readyTimeoutMs: s.readyTimeoutMs,
+    },
+    logLevel,
   };
 }
 
 /**
  * The command line of each process of a pool: `argv` without the options
- * only the supervisor uses (`--processes`, the pool's timings, `--name`,
- * which the pool sets per process, and `--token`, passed by environment).
+ * only the supervisor uses (`--processes`, the pool's timings, `--name` and
+ * `--pool`, which the pool sets per process, and `--token`, passed by
+ * environment). `--config` stays: each process reads the file itself.
  */
 export function poolProcessArgs(argv: readonly string[]): string[] {
   const [head, command] = splitCommand(argv);
@@ -299,67 +312,85 @@ function tellPool(msg: PoolMessage, then?: () => void): void {
   process.send(msg, undefined, {}, () => then?.());
 }
 
-/** Runs one worker until it has drained. */
-async function runWorker(cli: Extract<WorkerCli, { help: false }>): Promise<void> {
-  const worker = new Worker({ ...cli.options, log: (line) => process.stderr.write(line + '\n') });
+/** Runs this process's worker connections until they have drained. */
+async function runWorker(cli: WorkerRun): Promise<void> {
+  const log = (line: string): void => void process.stderr.write(line + '\n');
+  const workers = cli.connections.map((plan) => {
+    const opts: WorkerOptions = { ...cli.options, name: plan.name, concurrency: plan.concurrency, log };
+    if (plan.capabilities !== undefined) opts.capabilities = plan.capabilities;
+    return new Worker(opts);
+  });
+  let gaveUp = false;
   /** No restart can fix this: tell the pool (if any), print, exit. */
   const giveUp = (err: unknown, exitCode: number, prefix: string): void => {
+    if (gaveUp) return;
+    gaveUp = true;
     const code = err instanceof TaskwireError ? err.code : 'INTERNAL';
     process.stderr.write(`${PROGRAM}: ${prefix}${describe(err)}\n`);
     tellPool({ type: 'taskwire-worker:fatal', code, message: err instanceof Error ? err.message : String(err) }, () => process.exit(exitCode));
   };
   if (cli.command !== undefined) {
+    // Config-file commands were checked while parsing (the error names the key); this one is the command line's.
     try {
       checkCommand(cli.command);
     } catch (err) {
       giveUp(err, 2, '');
       return;
     }
-    const handler = execHandler(cli.command, { killGraceMs: cli.killGraceMs });
-    for (const kind of cli.options.capabilities ?? []) worker.handle(kind, handler);
   }
+  cli.connections.forEach((plan, i) => {
+    for (const [kind, command] of plan.commands) workers[i]!.handle(kind, execHandler(command, { killGraceMs: cli.killGraceMs }));
+  });
   if (cli.handlers !== undefined) {
     // A crash here is not final for a pool: the file may be mid-deploy; the crash-loop limit bounds it.
     try {
-      await loadHandlers(cli.handlers, worker);
+      for (const worker of workers) await loadHandlers(cli.handlers, worker);
     } catch (err) {
       process.stderr.write(`${PROGRAM}: ${describe(err)}\n`);
       process.exit(1);
     }
   }
-  // The one "connected" line (the library logs only reconnections at info).
-  worker.once('ready', ({ sessionId }) => {
-    process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address} as ${sessionId}\n`);
-    tellPool({ type: 'taskwire-worker:ready', sessionId });
-  });
-  // A final refusal on a later reconnect (a first one rejects start()).
-  worker.on('error', (err) => giveUp(err, 1, 'cannot connect: '));
+  // One "connected" line per connection (the library logs only reconnections at info);
+  // the pool hears once every connection is up.
+  const sessions: string[] = [];
+  for (const worker of workers) {
+    worker.once('ready', ({ sessionId }) => {
+      process.stdout.write(`taskwire worker ${worker.name} connected to ${worker.address} as ${sessionId}\n`);
+      sessions.push(sessionId);
+      if (sessions.length === workers.length) tellPool({ type: 'taskwire-worker:ready', sessionId: sessions.join(',') });
+    });
+    // A final refusal on a later reconnect (a first one rejects start()).
+    worker.on('error', (err) => giveUp(err, 1, 'cannot connect: '));
+  }
   let signals = 0;
   // In a pool, several processes write to one stderr: say which one speaks.
-  const me = process.send === undefined ? PROGRAM : `${PROGRAM} ${worker.name}`;
+  const me = process.send === undefined ? PROGRAM : `${PROGRAM} ${cli.options.name ?? workers[0]!.name}`;
   const stop = (why: string): void => {
     if (++signals > 1) {
       process.stderr.write(`${me}: ${why} again, exiting now\n`);
-      void worker.destroy();
+      for (const worker of workers) void worker.destroy();
       process.exit(1);
     }
-    process.stderr.write(`${me}: ${why}, draining (${worker.running} job(s) running)\n`);
-    void worker.drain().then(() => process.exit(0));
+    const running = workers.reduce((n, w) => n + w.running, 0);
+    process.stderr.write(`${me}: ${why}, draining (${running} job(s) running)\n`);
+    void Promise.all(workers.map((w) => w.drain())).then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   // Forked by a pool whose supervisor is gone: nobody will stop or restart us, so drain and leave.
   if (process.send !== undefined) process.on('disconnect', () => stop('supervisor gone'));
-  try {
-    await worker.start();
-  } catch (err) {
-    if (err instanceof TaskwireError && err.code === 'INVALID_ARGUMENT') giveUp(err, 2, '');
-    else giveUp(err, 1, 'cannot connect: ');
-  }
+  await Promise.all(
+    workers.map((worker) =>
+      worker.start().catch((err: unknown) => {
+        if (err instanceof TaskwireError && err.code === 'INVALID_ARGUMENT') giveUp(err, 2, '');
+        else giveUp(err, 1, 'cannot connect: ');
+      }),
+    ),
+  );
 }
 
 /** Runs a supervisor of `cli.processes` workers until they have all exited. */
-async function runPool(cli: Extract<WorkerCli, { help: false }>, argv: readonly string[]): Promise<void> {
+async function runPool(cli: WorkerRun, argv: readonly string[]): Promise<void> {
   const name = cli.options.name ?? `${hostname()}-${process.pid}`;
   const env = { ...process.env };
   if (cli.options.token !== undefined) env['TASKWIRE_TOKEN'] = cli.options.token;
@@ -367,6 +398,7 @@ async function runPool(cli: Extract<WorkerCli, { help: false }>, argv: readonly 
   const pool = new WorkerPool({
     processes: cli.processes!,
     name,
+    pool: cli.options.pool ?? name,
     args: poolProcessArgs(argv),
     env,
     ...cli.pool,
@@ -408,16 +440,25 @@ async function runPool(cli: Extract<WorkerCli, { help: false }>, argv: readonly 
 export async function main(argv: readonly string[]): Promise<void> {
   let cli: WorkerCli;
   try {
-    cli = parseWorkerCli(argv);
+    // Forked by a WorkerPool (an IPC channel): a process of a pool never starts a pool of its own.
+    cli = parseWorkerCli(argv, process.env, { poolMember: process.send !== undefined });
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${PROGRAM}: ${err.message} (see "${PROGRAM} --help")\n`);
+    process.stderr.write(usageLine(PROGRAM, err.message));
     process.exit(2);
   }
-  if (cli.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
+  switch (cli.action) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return process.exit(0);
+    case 'print-config':
+      process.stdout.write(cli.text);
+      return process.exit(0);
+    case 'run':
+      if (cli.processes !== undefined) await runPool(cli, argv);
+      else await runWorker(cli);
+      return;
+    default:
+      assertNever(cli);
   }
-  if (cli.processes !== undefined) await runPool(cli, argv);
-  else await runWorker(cli);
 }

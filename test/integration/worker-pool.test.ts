@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WorkerPool } from '../../src/lib/pool/worker-pool.js';
 import { parseWorkerCli, poolProcessArgs } from '../../src/lib/worker-cli.js';
@@ -79,6 +79,22 @@ describe('taskwire-worker --processes N', () => {
     expect((await client.stats()).kinds['sha256']).toMatchObject({ done: 300, failed: 0, queued: 0, running: 0 });
     await until('POOL-2 is back', async () => (await client.workers()).filter((w) => w.name === 'POOL-2').length === 1);
     expect(pool.proc.exitCode).toBe(null);
+  });
+
+  it('"taskwire workers" shows the pool and the host of each process', async () => {
+    const { address } = await startScheduler();
+    const pool = spawnPool(address, ['-w', 'TAG', '--processes', '2', '-c', 'sha256']);
+    await pool.waitForLine(/taskwire worker pool TAG: 2 process\(es\) ready/);
+    const client = await connectClient(address);
+    expect((await client.workers()).map((w) => [w.name, w.pool, w.host]).sort()).toEqual([
+      ['TAG-1', 'TAG', hostname()],
+      ['TAG-2', 'TAG', hostname()],
+    ]);
+    // --pool names the pool apart from the processes.
+    const named = spawnPool(address, ['-w', 'NAMED', '--pool', 'thumbnails', '--processes', '2', '-c', 'sha256']);
+    await named.waitForLine(/pool NAMED: 2 process\(es\) ready/);
+    const pools = (await client.workers()).filter((w) => w.name.startsWith('NAMED-')).map((w) => w.pool);
+    expect(pools).toEqual(['thumbnails', 'thumbnails']);
   });
 
   it('stops restarting a crash-looping handlers module and exits 1 with the reason', async () => {
@@ -218,21 +234,28 @@ describe('WorkerPool (embedded)', () => {
       ['EMB-2', 'ready'],
     ]);
     const client = await connectClient(address);
-    expect((await client.workers()).map((w) => w.name).sort()).toEqual(['EMB-1', 'EMB-2']);
+    expect((await client.workers()).map((w) => [w.name, w.pool]).sort()).toEqual([
+      ['EMB-1', 'EMB'],
+      ['EMB-2', 'EMB'],
+    ]);
     await pool.close();
     expect(exits).toEqual([true, true]);
     expect(() => new WorkerPool({ processes: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new WorkerPool({ processes: 1, args: ['--name', 'x'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => new WorkerPool({ processes: 1, args: ['--pool=x'] })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   it('--processes auto is one process per CPU', () => {
     const cli = parseWorkerCli(['--processes', 'auto'], {});
-    expect(cli.help === false && cli.processes).toBe(availableParallelism());
+    expect(cli.action === 'run' && cli.processes).toBe(availableParallelism());
   });
 
   it('poolProcessArgs keeps what every process needs and drops what only the supervisor uses', () => {
     expect(
-      poolProcessArgs(['-s', 'h:1', '--processes', '3', '-w', 'N', '--token=t', '-c', 'a', 'b', '--crash-limit', '2', '-n4', '--', 'cmd', '--processes', '9']),
-    ).toEqual(['-s', 'h:1', '-c', 'a,b', '-n4', '--', 'cmd', '--processes', '9']);
+      poolProcessArgs([
+        '-s', 'h:1', '--processes', '3', '-w', 'N', '--pool', 'P', '--token=t', '-c', 'a', 'b', '--crash-limit', '2', '-n4', '--config', 'w.json',
+        '--', 'cmd', '--processes', '9',
+      ]),
+    ).toEqual(['-s', 'h:1', '-c', 'a,b', '-n4', '--config', 'w.json', '--', 'cmd', '--processes', '9']);
   });
 });

@@ -22,10 +22,12 @@ export interface WorkerPoolOptions {
   processes: number;
   /** Base name: process `i` is `NAME-i` (1-based). Default `${hostname}-${pid}`. */
   name?: string;
+  /** The pool name every process reports in its HELLO (`taskwire workers` shows it). Default: `name`. */
+  pool?: string;
   /**
    * The `taskwire-worker` command line every process runs (`--server`,
    * `-c`, `--handlers`, `-- CMD ...`, ...), without `--name` (the pool sets
-   * it) and without `--processes`. Pass a token in `env` as `TASKWIRE_TOKEN`
+   * it), `--pool` and `--processes`. Pass a token in `env` as `TASKWIRE_TOKEN`
    * rather than here: command lines are visible to every user of the host.
    */
   args?: readonly string[];
@@ -148,6 +150,8 @@ function defaultEntry(): string {
  */
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly name: string;
+  /** Reported by every process as its pool (`WorkerInfo.pool`). */
+  readonly pool: string;
   readonly size: number;
   readonly #args: readonly string[];
   readonly #env: NodeJS.ProcessEnv | undefined;
@@ -180,10 +184,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     checkInt('processes', this.size, 1, 4096);
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
     if (this.name === '') throw new TaskwireError('INVALID_ARGUMENT', 'name must not be empty');
+    this.pool = opts.pool ?? this.name;
+    if (this.pool === '') throw new TaskwireError('INVALID_ARGUMENT', 'pool must not be empty');
     this.#args = [...(opts.args ?? [])];
     for (const arg of this.#args) {
       if (arg === '--') break;
-      if (/^(--name|-w|--processes)(=|$)/.test(arg)) throw new TaskwireError('INVALID_ARGUMENT', `args must not set ${arg}: the pool sets the names`);
+      if (/^(--name|-w|--pool|--processes)(=|$)/.test(arg)) {
+        throw new TaskwireError('INVALID_ARGUMENT', `args must not set ${arg}: the pool sets the names`);
+      }
     }
     this.#env = opts.env;
     this.#entry = opts.entry ?? defaultEntry();
@@ -283,7 +291,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   // -------------------------------------------------------------------------
 
   #spawn(slot: Slot): ChildProcess {
-    const proc = fork(this.#entry, [...this.#args, '--name', slot.name], {
+    const proc = fork(this.#entry, [...this.#args, '--name', slot.name, '--pool', this.pool], {
       execArgv: this.#execArgv,
       env: this.#env ?? process.env,
       // Own process group: a Ctrl-C at the terminal reaches the supervisor only, which
