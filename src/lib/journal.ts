@@ -110,6 +110,30 @@ export interface JournalCounters {
   failedBatches: number;
 }
 
+/** Upper bounds (seconds) of {@link FsyncHistogram}'s buckets; the last bucket is +Inf. */
+export const FSYNC_BUCKETS_S: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Durations of the journal's batch fsyncs (HTTP `/metrics`
+ * `taskwire_journal_fsync_seconds`): fixed buckets, O(buckets) per fsync, no
+ * allocation. One observation covers every record of the batch (group commit).
+ */
+export class FsyncHistogram {
+  /** Per bucket (not cumulative), bounds {@link FSYNC_BUCKETS_S}; the last is +Inf. */
+  readonly counts = new Float64Array(FSYNC_BUCKETS_S.length + 1);
+  sumSeconds = 0;
+  count = 0;
+
+  /** Records one fsync that took `seconds`. */
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < FSYNC_BUCKETS_S.length && seconds > FSYNC_BUCKETS_S[i]!) i++;
+    this.counts[i]!++;
+    this.sumSeconds += seconds;
+    this.count++;
+  }
+}
+
 /** Corruption in the middle of the journal: valid records follow a bad one. */
 export class JournalCorruptError extends TaskwireError {
   override name = 'JournalCorruptError';
@@ -308,6 +332,8 @@ export class Journal {
   #lastCompactionAt: number | null;
   readonly #report: RecoveryReport;
   readonly #counters: JournalCounters = { appends: 0, writes: 0, fsyncs: 0, failedBatches: 0 };
+  /** How long each batch fsync took (metrics). */
+  readonly fsyncTime = new FsyncHistogram();
 
   private constructor(
     dir: string,
@@ -645,7 +671,9 @@ export class Journal {
       if (this.#mode !== 'off') {
         this.#faults?.fsync?.();
         this.#counters.fsyncs++;
+        const t0 = performance.now();
         await h.datasync();
+        this.fsyncTime.observe((performance.now() - t0) / 1000);
       }
       seg.dirty = false;
       seg.size += data.length;
