@@ -6,7 +6,7 @@
  * journal's lifecycle) plus the `taskwire-server` CLI.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { ANYONE, Credentials, mayConnect, newToken, principalOf, type Principal } from './lib/auth/credentials.js';
 import { readFileSync } from 'node:fs';
 import { isMain, parseAddress, UsageError, usageLine } from './lib/cli.js';
@@ -146,8 +146,12 @@ export class Scheduler {
   #address: { host: string; port: number } | undefined;
   /** Credentials (issue 11); undefined = no auth configured. Replaced by reload(). */
   #credentials: Credentials | undefined;
-  /** TLS: the current certificates (replaced by reload()) and whether client certificates are required. */
-  #tls: { context: SecureContext; clientCa: boolean } | undefined;
+  /**
+   * TLS: a tls.Server that takes the connections whose first byte is a TLS
+   * ClientHello (it verifies client certificates and sets `authorized`); its
+   * certificates are replaced by reload().
+   */
+  #tls: TlsServer | undefined;
   /** Open connections per remote address (the per-address cap). */
   readonly #perAddress = new Map<string, number>();
   /** TLS connections between accept and the end of their handshake (count against maxConnections). */
@@ -304,7 +308,6 @@ export class Scheduler {
     const o = this.#opts;
     let creds = o.auth === undefined ? undefined : Credentials.load(o.auth);
     if (o.token !== undefined) creds = creds === undefined ? Credentials.fromToken(o.token) : creds.with(Credentials.fromToken(o.token));
-    let tls: { context: SecureContext; clientCa: boolean } | undefined;
     if (o.tls !== undefined) {
       const read = (what: string, path: string): Buffer => {
         try {
@@ -313,16 +316,28 @@ export class Scheduler {
           throw new TaskwireError('INVALID_ARGUMENT', `cannot read the TLS ${what} ${path}: ${err instanceof Error ? err.message : String(err)}`);
         }
       };
-      const ctx: Parameters<typeof createSecureContext>[0] = { cert: read('certificate', o.tls.cert), key: read('key', o.tls.key) };
-      if (o.tls.clientCa !== undefined) ctx.ca = read('client CA', o.tls.clientCa);
+      const ctx: TlsOptions = { cert: read('certificate', o.tls.cert), key: read('key', o.tls.key) };
+      const mutual = o.tls.clientCa !== undefined;
+      if (mutual) ctx.ca = read('client CA', o.tls.clientCa!);
       try {
-        tls = { context: createSecureContext(ctx), clientCa: o.tls.clientCa !== undefined };
+        if (this.#tls === undefined) {
+          const server = createTlsServer({ ...ctx, requestCert: mutual, rejectUnauthorized: mutual }, (secure) => {
+            const core = this.#core;
+            if (core === undefined || this.#closing !== undefined) secure.destroy();
+            else this.#open(core, secure);
+          });
+          server.on('tlsClientError', (err, socket) => {
+            this.#log('info', `TLS handshake with ${socket.remoteAddress ?? '?'} failed: ${err.message}`);
+          });
+          this.#tls = server;
+        } else {
+          this.#tls.setSecureContext(ctx);
+        }
       } catch (err) {
         throw new TaskwireError('INVALID_ARGUMENT', `bad TLS certificate or key: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
     this.#credentials = creds;
-    this.#tls = tls;
   }
 
   /** Connection limits and refusals (STATS `limits`). */
@@ -452,10 +467,10 @@ export class Scheduler {
       clearTimeout(timer);
     };
     socket.once('close', done);
-    socket.once('error', () => undefined);
+    socket.on('error', () => undefined);
     socket.once('data', (first: Buffer) => {
       socket.pause();
-      socket.unshift(first);
+      socket.unshift(first); // the TLS socket reads it back from the buffer (no resume here)
       if (first[0] !== 0x16) {
         done();
         this.#log('info', `plain-TCP connection from ${address} to the TLS port closed`);
@@ -463,22 +478,8 @@ export class Scheduler {
         setTimeout(() => socket.destroy(), 2_000).unref();
         return;
       }
-      const secure = new TLSSocket(socket, {
-        isServer: true,
-        secureContext: tls.context,
-        requestCert: tls.clientCa,
-        rejectUnauthorized: tls.clientCa,
-      });
-      secure.once('secure', () => {
-        done();
-        this.#open(core, secure);
-      });
-      secure.once('error', (err) => {
-        done();
-        this.#log('info', `TLS handshake with ${address} failed: ${err.message}`);
-        secure.destroy();
-      });
-      socket.resume();
+      tls.once('secureConnection', done); // (any handshake ending: the counter is approximate, the timer is not)
+      tls.emit('connection', socket);
     });
   }
 
