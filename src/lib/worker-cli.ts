@@ -16,6 +16,7 @@ import { envName } from './config.js';
 import { errnoCode, TaskwireError } from './errors.js';
 import { checkCommand, execHandler, type ExecCommand } from './exec-handler.js';
 import { loadHandlers } from './handlers-module.js';
+import { tlsFromFiles } from './tls.js';
 import { BUILTIN_KINDS } from './jobs.js';
 import type { PoolMessage } from './pool/messages.js';
 import { WorkerPool } from './pool/worker-pool.js';
@@ -42,6 +43,12 @@ Options:
                                 so no slot idles for a round trip (default max(32, concurrency);
                                 0 = off)
   --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
+  --tls                         speak TLS (verified against the system CAs, or --tls-ca)
+  --tls-ca FILE                 verify the scheduler against this CA (PEM)
+  --tls-cert FILE, --tls-key FILE
+                                client certificate and key, for mutual TLS
+  --tls-servername NAME         name the scheduler certificate must carry
+  --tls-insecure                do not verify the scheduler certificate (prints a warning)
   --handlers PATH               a module whose default export (or register export) is called
                                 with the worker to register kinds: worker.handle(kind, fn)
   --pool NAME                   pool name "taskwire workers" shows (--processes sets it to
@@ -252,6 +259,21 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (s.name !== undefined) options.name = s.name;
   if (s.pool !== undefined) options.pool = s.pool;
   if (s.token !== undefined) options.token = s.token;
+  if (s.tls || s.tlsCa !== undefined || s.tlsCert !== undefined || s.tlsInsecure) {
+    if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+    try {
+      options.tls = tlsFromFiles({
+        ...(s.tlsCa === undefined ? {} : { ca: s.tlsCa }),
+        ...(s.tlsCert === undefined ? {} : { cert: s.tlsCert }),
+        ...(s.tlsKey === undefined ? {} : { key: s.tlsKey }),
+        ...(s.tlsServername === undefined ? {} : { servername: s.tlsServername }),
+        insecure: s.tlsInsecure,
+      });
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+    if (s.tlsInsecure) process.stderr.write('taskwire-worker: warning: --tls-insecure: the scheduler certificate is not verified\n');
+  }
   const connections = planConnections({
     name: s.name ?? `${hostname()}-${process.pid}`,
     concurrency: s.concurrency,

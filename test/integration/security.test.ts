@@ -326,3 +326,16 @@ describe('limits per connection and per address', () => {
     void waits;
   });
 });
+
+describe('TLS from the command line', () => {
+  it('taskwire-worker --tls --tls-ca runs jobs from a TLS scheduler; --tls-insecure warns', async () => {
+    const { address } = await startScheduler({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+    const worker = spawnTs('src/worker.ts', ['--server', address, '-c', 'sha256', '--tls', '--tls-ca', pki.ca, '--log-level', 'error']);
+    await worker.waitForLine(/connected/);
+    const client = await connect(address, { tls: { ca: readFileSync(pki.ca) } });
+    expect((await client.submit('sha256', 'cli tls')).text()).toBe(sha256('cli tls'));
+    const insecure = spawnTs('src/worker.ts', ['--server', address, '-c', 'sha256', '--tls-insecure', '--log-level', 'error']);
+    await insecure.waitForLine(/connected/);
+    expect(insecure.stderr).toMatch(/warning: --tls-insecure/);
+  });
+});
