@@ -541,8 +541,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return report(io, json, toError(err), address);
   } finally {
     if (client !== undefined) {
-      // After a stop, jobs we no longer wait for would hold a graceful close open.
-      if (io.signal?.aborted === true) client.destroy();
+      // After a stop or a --wait-timeout, jobs we no longer wait for would hold a graceful close open.
+      if (io.signal?.aborted === true || client.pending > 0) client.destroy();
       else await client.close({ timeoutMs: 1000 });
     }
   }
@@ -786,53 +786,80 @@ interface OneJob {
 }
 
 /**
- * One job: queue it (the ACK gives its id), then wait for it. Queue and
- * wait are two requests rather than one so that the id is known at once:
- * it is printed when no worker runs the kind, on --wait-timeout, on Ctrl-C
- * and when the connection is lost.
+ * One job, one request: a SUBMIT that waits. Its ACK tells the job id
+ * (`onAck`) long before the result, so the id can be printed when no worker
+ * runs the kind, on --wait-timeout, on Ctrl-C and when the connection is lost.
+ * --wait-timeout counts from the submit: it also bounds a scheduler that never ACKs.
  */
 async function submitOne(c: Client, io: CliIo, job: OneJob): Promise<number> {
   const { json, address } = job;
-  const queued = c.enqueue(job.kind, job.args, job.opts);
-  let ack: EnqueueResult | typeof STOPPED;
-  try {
-    ack = await untilStopped(queued, io.signal);
-  } catch (err) {
-    const e = toError(err);
-    if (e instanceof TaskwireError && exitCodeOf(e) === EXIT.UNREACHABLE) {
-      const lost = new TaskwireError(e.code, `lost the connection to the scheduler at ${address} before it acknowledged the job (it may or may not be queued)`, { cause: e });
-      if (json) return report(io, json, lost, address);
-      io.stderr.write(`taskwire: ${lost.message}\n`);
-      return EXIT.UNREACHABLE;
-    }
-    throw e;
-  }
-  if (ack === STOPPED) return report(io, json, new Interrupted('interrupted before the scheduler acknowledged the job'), address);
-  const { id } = ack;
-  if (job.noWait) {
-    write(io, json ? JSON.stringify({ id, existing: ack.existing }) + '\n' : `${id}\n`);
-    return EXIT.OK;
-  }
+  if (job.noWait) return enqueueOne(c, io, job);
+  let id = 0;
   let finished = false;
-  const waiting = settle(c.wait(id, job.waitTimeoutMs === undefined ? {} : { timeoutMs: job.waitTimeoutMs }));
-  // A job that has not finished shortly: tell its id if nobody can run it.
-  const notice = setTimeout(() => {
-    void c.workers().then(
-      (workers) => {
-        const why = finished ? undefined : noWorkerNotice(workers, job.kind);
-        if (why !== undefined) io.stderr.write(`taskwire: queued as job ${id}; ${why}\n`);
-      },
-      () => undefined,
-    );
-  }, Math.min(NOTICE_DELAY_MS, (job.waitTimeoutMs ?? Infinity) / 2));
+  let notice: NodeJS.Timeout | undefined;
+  const onAck = (jobId: number): void => {
+    id = jobId;
+    // A job that has not finished shortly: tell its id if nobody can run it.
+    notice = setTimeout(() => {
+      void c.workers().then(
+        (workers) => {
+          const why = finished ? undefined : noWorkerNotice(workers, job.kind);
+          if (why !== undefined) io.stderr.write(`taskwire: queued as job ${id}; ${why}\n`);
+        },
+        () => undefined,
+      );
+    }, Math.min(NOTICE_DELAY_MS, (job.waitTimeoutMs ?? Infinity) / 2));
+  };
+  const running = settle(c.submit(job.kind, job.args, { ...job.opts, onAck }));
+  // Stop at Ctrl-C or when --wait-timeout runs out, whichever comes first (io.signal tells which).
+  const stop = new AbortController();
+  const onStop = (): void => stop.abort();
+  if (io.signal?.aborted === true) stop.abort();
+  io.signal?.addEventListener('abort', onStop, { once: true });
+  const deadline = job.waitTimeoutMs === undefined ? undefined : setTimeout(onStop, job.waitTimeoutMs);
   let outcome: JobResult | Error | typeof STOPPED;
   try {
-    outcome = await untilStopped(waiting, io.signal);
+    outcome = await untilStopped(running, stop.signal);
   } finally {
     finished = true;
     clearTimeout(notice);
+    clearTimeout(deadline);
+    io.signal?.removeEventListener('abort', onStop);
   }
-  return printJobOutcome(io, json, address, id, outcome, job.waitTimeoutMs);
+  const timedOut = outcome === STOPPED && io.signal?.aborted !== true;
+  if (id === 0) {
+    // Ended before the ACK: the job may or may not be queued, and nobody knows its id.
+    if (timedOut) {
+      return report(io, json, new TaskwireError('TIMEOUT', `the scheduler did not acknowledge the job within ${job.waitTimeoutMs} ms (it may or may not be queued)`), address);
+    }
+    if (outcome === STOPPED) return report(io, json, new Interrupted('interrupted before the scheduler acknowledged the job'), address);
+    if (outcome instanceof TaskwireError && exitCodeOf(outcome) === EXIT.UNREACHABLE) return reportLostBeforeAck(io, json, address, outcome);
+  }
+  return printJobOutcome(io, json, address, id, timedOut ? new TaskwireError('TIMEOUT', `--wait-timeout of ${job.waitTimeoutMs} ms ran out`) : outcome, job.waitTimeoutMs);
+}
+
+/** The connection was lost before the scheduler ACKed a job; returns the exit code. */
+function reportLostBeforeAck(io: CliIo, json: boolean, address: string, cause: TaskwireError): number {
+  const lost = new TaskwireError(cause.code, `lost the connection to the scheduler at ${address} before it acknowledged the job (it may or may not be queued)`, { cause });
+  if (json) return report(io, json, lost, address);
+  io.stderr.write(`taskwire: ${lost.message}\n`);
+  return EXIT.UNREACHABLE;
+}
+
+/** `submit --no-wait`: queue the job and print its id. */
+async function enqueueOne(c: Client, io: CliIo, job: OneJob): Promise<number> {
+  const { json, address } = job;
+  let ack: EnqueueResult | typeof STOPPED;
+  try {
+    ack = await untilStopped(c.enqueue(job.kind, job.args, job.opts), io.signal);
+  } catch (err) {
+    const e = toError(err);
+    if (e instanceof TaskwireError && exitCodeOf(e) === EXIT.UNREACHABLE) return reportLostBeforeAck(io, json, address, e);
+    throw e;
+  }
+  if (ack === STOPPED) return report(io, json, new Interrupted('interrupted before the scheduler acknowledged the job'), address);
+  write(io, json ? JSON.stringify({ id: ack.id, existing: ack.existing }) + '\n' : `${ack.id}\n`);
+  return EXIT.OK;
 }
 
 /** A job outcome as a value: the result, or the error it ended with. Other errors reject. */

@@ -104,14 +104,16 @@ describe('taskwire against a real scheduler', () => {
     expect(all.stdout).toMatch(/^5 jobs$/m);
   });
 
-  it('top prints one snapshot of kinds and workers when stdout is not a terminal', async () => {
+  it('top prints one snapshot of kinds (paused or not) and workers when stdout is not a terminal', async () => {
     const { client, server } = await setup();
     await client.submit('sha256', 'warm');
     await client.enqueue('stuck-kind', 'x');
+    await client.pause('stuck-kind');
     const r = await taskwire(['top', ...server]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^sha256 +0 +0 /m);
-    expect(r.stdout).toMatch(/^stuck-kind +1 +0 /m);
+    expect(r.stdout).toMatch(/^KIND +PAUSED +QUEUED +PREFETCHED +RUNNING /m);
+    expect(r.stdout).toMatch(/^sha256 +no +0 +0 +0 /m);
+    expect(r.stdout).toMatch(/^stuck-kind +yes +1 +0 +0 /m);
     expect(r.stdout).toMatch(/^live-w +0\/4 +active +\d+s ago +1 +0 +sha256,/m);
   });
 

@@ -76,6 +76,16 @@ function live(args: string[]) {
       }
       return out.stdout.split('\n').slice(0, n);
     },
+    /** Resolves once stderr matches `re`; rejects after `ms` or if the CLI exits first. */
+    async stderrMatch(re: RegExp, ms = 10_000): Promise<RegExpExecArray> {
+      const signal = AbortSignal.timeout(ms);
+      for (;;) {
+        const m = re.exec(out.stderr);
+        if (m !== null) return m;
+        if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode}: ${out.stderr}`);
+        await Promise.race([once(proc.stderr, 'data', { signal }), once(proc, 'exit', { signal })]);
+      }
+    },
     async exit(): Promise<number | null> {
       return (await closed)[0];
     },
@@ -309,14 +319,28 @@ describe.concurrent('taskwire against a (fake) scheduler', () => {
     expect(jsonOf(missing)).toMatchObject({ code: 'NOT_FOUND' });
   });
 
-  it('submit sends the options (queued, then watched: the id is known at once)', async () => {
+  it('submit sends the options in one waited SUBMIT (no WATCH: the ACK gives the id)', async () => {
     const key = `cli-options-${process.pid}`;
     const r = await taskwire(['submit', '--tier', 'paid', '--timeout', '1500', '--retries', '2', '--est-ms', '30', '--delay', '0', '--key', key, 'opts', ...server]);
     expect(r.code).toBe(0);
-    const m = fake.receivedOf('SUBMIT').find((s) => s.key === key);
-    expect(m).toMatchObject({ priority: 10, timeoutMs: 1500, maxRetries: 2, estMs: 30, delayMs: 0 });
+    const sent = fake.receivedOf('SUBMIT').filter((s) => s.key === key);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ wait: true, priority: 10, timeoutMs: 1500, maxRetries: 2, estMs: 30, delayMs: 0 });
     const job = [...fake.jobs.values()].find((j) => j.key === key)!;
-    expect(fake.receivedOf('WATCH').some((w) => w.jobId === job.id)).toBe(true);
+    expect(fake.receivedOf('WATCH').some((w) => w.jobId === job.id)).toBe(false);
+  });
+
+  it('submit --file sends one waited SUBMIT per line and no WATCH', async () => {
+    const marker = `one-request-${process.pid}`;
+    const input = Array.from({ length: 50 }, (_, i) => `${marker} ${i}`);
+    const r = await taskwire(['submit', '--file', '-', ...server], { input: input.join('\n') + '\n' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(input.map(sha256).join('\n') + '\n');
+    const sent = fake.receivedOf('SUBMIT').filter((m) => m.args.toString().startsWith(marker));
+    expect(sent).toHaveLength(50);
+    expect(sent.every((m) => m.wait)).toBe(true);
+    const ids = new Set([...fake.jobs.values()].filter((j) => j.args.toString().startsWith(marker)).map((j) => j.id));
+    expect(fake.receivedOf('WATCH').some((w) => ids.has(w.jobId))).toBe(false);
   });
 
   it('submit --no-wait prints the job id', async () => {
@@ -472,8 +496,8 @@ describe.concurrent('taskwire against a (fake) scheduler', () => {
     const r = await taskwire(['top', ...server]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^taskwire top /);
-    expect(r.stdout).toMatch(/^KIND +QUEUED +RUNNING +DONE\/S +FAILED\/S +OLDEST$/m);
-    expect(r.stdout).toMatch(/^sha256 +1 +2 /m);
+    expect(r.stdout).toMatch(/^KIND +PAUSED +QUEUED +PREFETCHED +RUNNING +DONE\/S +FAILED\/S +OLDEST$/m);
+    expect(r.stdout).toMatch(/^sha256 +- +1 +- +2 /m); // the fake's STATS has no paused or prefetched
     expect(r.stdout).toMatch(/^fake-worker +1\/4 +active +\d+s ago/m);
     expect(r.stdout).not.toContain('\x1b');
   });
@@ -495,7 +519,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', '--file', '-', '--server', held.address]);
     cli.proc.stdin.write('one\ntwo\nthree\n'); // stdin stays open, like an endless producer
-    await held.until(() => held.receivedOf('WATCH').length === 3, 15_000);
+    await held.until(() => held.receivedOf('SUBMIT').length === 3, 15_000);
     held.release([held.held[0]!.id]);
     expect(await cli.lines(1)).toEqual([sha256('one')]);
     cli.proc.kill('SIGINT');
@@ -522,7 +546,7 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
     const held = await FakeScheduler.start({ hold: true });
     const cli = live(['submit', '--file', '-', '--server', held.address]);
     cli.proc.stdin.write('one\ntwo\n');
-    await held.until(() => held.receivedOf('WATCH').length === 2, 15_000);
+    await held.until(() => held.receivedOf('SUBMIT').length === 2, 15_000);
     held.release([held.held[0]!.id]);
     expect(await cli.lines(1)).toEqual([sha256('one')]);
     held.dropConnections();
@@ -533,22 +557,39 @@ describe('streaming and stopping early: Ctrl-C, --wait-timeout, a lost scheduler
     expect(cli.out.stderr).toMatch(/lost the connection to the scheduler at /);
   });
 
+  // A kind no worker runs: the notice on stderr shows the CLI has the ACK (the id) before the test acts.
   it('losing the scheduler while one job waits prints its id and exits 3', async () => {
     const held = await FakeScheduler.start({ hold: true });
-    const cli = live(['submit', 'x', '--server', held.address]);
-    await held.until(() => held.receivedOf('WATCH').length === 1, 15_000);
+    const cli = live(['submit', '--kind', 'nope', 'x', '--server', held.address]);
+    const [, noticed] = await cli.stderrMatch(/queued as job (\d+);/);
     held.dropConnections();
     expect(await cli.exit()).toBe(3);
     const id = held.held[0]!.id;
+    expect(Number(noticed)).toBe(id);
     expect(cli.out.stderr).toContain(`job ${id} was queued (taskwire wait ${id}`);
   });
 
   it('Ctrl-C while one job waits says the job goes on, and exits 130', async () => {
     const held = await FakeScheduler.start({ hold: true });
-    const cli = live(['submit', '--json', 'x', '--server', held.address]);
-    await held.until(() => held.receivedOf('WATCH').length === 1, 15_000);
+    const cli = live(['submit', '--json', '--kind', 'nope', 'x', '--server', held.address]);
+    await cli.stderrMatch(/queued as job \d+;/);
     cli.proc.kill('SIGINT');
     expect(await cli.exit()).toBe(130);
     expect(JSON.parse(cli.out.stdout)).toMatchObject({ code: 'INTERRUPTED', id: held.held[0]!.id });
+  });
+
+  it('a scheduler that never acknowledges: a lost connection or --wait-timeout says the job may or may not be queued', async () => {
+    const silent = await FakeScheduler.start();
+    silent.onSubmit = () => undefined; // no ACK, no ERROR
+    const cli = live(['submit', 'x', '--server', silent.address]);
+    await silent.until(() => silent.receivedOf('SUBMIT').length === 1, 15_000);
+    silent.dropConnections();
+    expect(await cli.exit()).toBe(3);
+    expect(cli.out.stderr).toMatch(/^taskwire: lost the connection to the scheduler at \S+ before it acknowledged the job \(it may or may not be queued\)\n$/);
+    const r = await taskwire(['submit', '--json', '--wait-timeout', '300', 'x', '--server', silent.address]);
+    expect(r.code).toBe(4);
+    const out = jsonOf(r);
+    expect(out).toMatchObject({ code: 'TIMEOUT' });
+    expect(out).not.toHaveProperty('id');
   });
 });

@@ -1,32 +1,49 @@
 import { describe, expect, it } from 'vitest';
-import { JobResult, type EnqueueResult } from '../../src/client.js';
+import { JobResult, type EnqueueResult, type SubmitOptions } from '../../src/client.js';
 import { ClosedError, JobFailedError, TaskwireError } from '../../src/lib/errors.js';
 import { readLines } from '../../src/lib/cli/lines.js';
 import { LineError, StreamSubmitter, type JobPort, type LineOutcome, type StreamOptions } from '../../src/lib/cli/submit-stream.js';
 
-/** A scripted client: jobs are acknowledged at once and finish when the test says so. */
+/**
+ * A scripted client: a job is one waited submit, acknowledged (onAck) at once
+ * or when the test says so, and finished when the test says so.
+ */
 class FakePort implements JobPort {
   nextId = 1;
   readonly submitted: Array<{ id: number; args: unknown }> = [];
+  /** Calls by method: the engine must make one per job. */
+  readonly calls = { submit: 0, enqueue: 0 };
   readonly #waiters = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
-  readonly #acks: Array<{ resolve: (a: EnqueueResult) => void; reject: (e: Error) => void }> = [];
+  readonly #acks: Array<{ ack: () => void; reject: (e: Error) => void }> = [];
   /** When true, ACKs wait for ack(). */
   holdAcks = false;
-  /** Called after every enqueue (the test's hook to react). */
-  onEnqueue: (() => void) | undefined;
+  /** Called after every submit (the test's hook to react). */
+  onSubmit: (() => void) | undefined;
 
-  enqueue(_kind: string, args: unknown): Promise<EnqueueResult> {
-    const id = this.nextId++;
-    this.submitted.push({ id, args: Buffer.isBuffer(args) ? Buffer.from(args).toString('latin1') : args });
-    const p = this.holdAcks
-      ? new Promise<EnqueueResult>((resolve, reject) => this.#acks.push({ resolve: () => resolve({ id, existing: false }), reject }))
-      : Promise.resolve({ id, existing: false });
-    queueMicrotask(() => this.onEnqueue?.());
-    return p;
+  submit(_kind: string, args: unknown, opts?: SubmitOptions): Promise<JobResult> {
+    this.calls.submit++;
+    const id = this.#record(args);
+    return new Promise((resolve, reject) => {
+      // As the client: the ACK comes later (a later tick), tells the id, and the job is then waited for.
+      const ack = (): void => {
+        this.#waiters.set(id, { resolve, reject });
+        opts?.onAck?.(id);
+      };
+      if (this.holdAcks) this.#acks.push({ ack, reject });
+      else queueMicrotask(ack);
+    });
   }
 
-  wait(jobId: number): Promise<JobResult> {
-    return new Promise((resolve, reject) => this.#waiters.set(jobId, { resolve, reject }));
+  enqueue(_kind: string, args: unknown): Promise<EnqueueResult> {
+    this.calls.enqueue++;
+    return Promise.resolve({ id: this.#record(args), existing: false });
+  }
+
+  #record(args: unknown): number {
+    const id = this.nextId++;
+    this.submitted.push({ id, args: Buffer.isBuffer(args) ? Buffer.from(args).toString('latin1') : args });
+    queueMicrotask(() => this.onSubmit?.());
+    return id;
   }
 
   get waiting(): number[] {
@@ -54,7 +71,12 @@ class FakePort implements JobPort {
   }
 
   ack(n = Infinity): void {
-    for (const a of this.#acks.splice(0, n)) a.resolve({ id: 0, existing: false });
+    for (const a of this.#acks.splice(0, n)) a.ack();
+  }
+
+  /** The scheduler refuses the next held job instead of acknowledging it. */
+  refuse(code: 'BUSY' | 'INVALID_ARGUMENT' = 'BUSY'): void {
+    this.#acks.shift()?.reject(new TaskwireError(code, 'refused'));
   }
 }
 
@@ -143,7 +165,7 @@ describe('StreamSubmitter', () => {
   it('never has more than `window` lines between submitted and printed', async () => {
     const { port, outcomes, submitter } = setup({ window: 4 });
     let maxInFlight = 0;
-    port.onEnqueue = () => {
+    port.onSubmit = () => {
       maxInFlight = Math.max(maxInFlight, port.submitted.length - outcomes.length);
     };
     const run = submitter.run(readLines(lines(50), 1024));
@@ -165,6 +187,45 @@ describe('StreamSubmitter', () => {
     expect(summary.lines).toBe(50);
     expect(maxInFlight).toBeLessThanOrEqual(4);
     expect(outcomes.map((o) => o.line)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    // Reused slots carry each job's own id (from its ACK).
+    expect(outcomes.map((o) => o.id)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it('one request per job: a waited submit, whose ACK tells the id before the result', async () => {
+    const { port, outcomes, submitter } = setup();
+    port.holdAcks = true;
+    const run = submitter.run(readLines(lines(3), 1024));
+    await until(() => port.submitted.length === 3);
+    expect(port.waiting).toEqual([]);
+    port.ack();
+    await until(() => port.waiting.length === 3);
+    for (const id of [1, 2, 3]) port.finish(id);
+    await run;
+    expect(port.calls).toEqual({ submit: 3, enqueue: 0 });
+    expect(outcomes.map((o) => [o.line, o.id, text(o)])).toEqual([
+      [1, 1, 'r1'],
+      [2, 2, 'r2'],
+      [3, 3, 'r3'],
+    ]);
+  });
+
+  it('a job refused before its ACK is an error on its line without an id; the run goes on', async () => {
+    const { port, outcomes, submitter } = setup();
+    port.holdAcks = true;
+    const run = submitter.run(readLines(lines(3), 1024));
+    await until(() => port.submitted.length === 3);
+    port.ack(1);
+    port.refuse('BUSY');
+    port.ack(1);
+    await until(() => port.waiting.length === 2);
+    port.finish(1);
+    port.finish(3);
+    expect(await run).toMatchObject({ lines: 3, done: 2, failed: 1, stop: undefined });
+    expect(outcomes.map((o) => [o.line, o.id, (o.value as TaskwireError).code ?? text(o)])).toEqual([
+      [1, 1, 'r1'],
+      [2, 0, 'BUSY'],
+      [3, 3, 'r3'],
+    ]);
   });
 
   it('stops reading while held results exceed the byte bound', async () => {
@@ -294,9 +355,11 @@ describe('StreamSubmitter', () => {
   });
 
   it('with noWait hands out the ACKs', async () => {
-    const { outcomes, submitter } = setup({ noWait: true });
+    const { port, outcomes, submitter } = setup({ noWait: true });
     const summary = await submitter.run(readLines(lines(3), 1024));
     expect(summary).toMatchObject({ lines: 3, done: 3 });
+    expect(port.calls).toEqual({ submit: 0, enqueue: 3 });
+    expect(outcomes.map((o) => o.id)).toEqual([1, 2, 3]);
     expect(outcomes.map((o) => o.value)).toEqual([
       { id: 1, existing: false },
       { id: 2, existing: false },

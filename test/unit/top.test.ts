@@ -10,8 +10,8 @@ function stats(done: number, failed: number): StatsInfo {
     connections: { clients: 1, workers: 2 },
     totals: { queued: 7, running: 3, retained: 40, submitted: 50 },
     kinds: {
-      sha256: { queued: 5, running: 2, done, failed, cancelled: 0, oldestQueuedMs: 12_000, donePerSec: 42, submittedPerSec: 50 },
-      add: { queued: 2, running: 1, done: 1, failed: 0, cancelled: 0, oldestQueuedMs: 0, donePerSec: 0, submittedPerSec: 0 },
+      sha256: { queued: 5, prefetched: 3, running: 2, paused: false, done, failed, cancelled: 0, oldestQueuedMs: 12_000, donePerSec: 42, submittedPerSec: 50 },
+      add: { queued: 2, prefetched: 0, running: 1, paused: true, done: 1, failed: 0, cancelled: 0, oldestQueuedMs: 0, donePerSec: 0, submittedPerSec: 0 },
     },
     journal: null,
   };
@@ -28,12 +28,12 @@ function at(atMs: number, done: number, failed: number): TopSample {
 }
 
 describe('renderTop', () => {
-  it('shows per kind queued, running, done/s, failed/s, oldest age, and per worker load and heartbeat age', () => {
+  it('shows per kind paused, queued, prefetched, running, done/s, failed/s, oldest age, and per worker load and heartbeat age', () => {
     const frame = renderTop(at(2000, 130, 4), at(0, 100, 2), 200);
     expect(frame).toMatch(/^taskwire top +03:04:07 +server 1\.2\.3, up 1m05s, 1 client, 2 workers$/m);
-    expect(frame).toMatch(/^KIND +QUEUED +RUNNING +DONE\/S +FAILED\/S +OLDEST$/m);
-    expect(frame).toMatch(/^sha256 +5 +2 +15 +1 +12s$/m); // (130-100)/2 s, (4-2)/2 s
-    expect(frame).toMatch(/^add +2 +1 +0 +0$/m);
+    expect(frame).toMatch(/^KIND +PAUSED +QUEUED +PREFETCHED +RUNNING +DONE\/S +FAILED\/S +OLDEST$/m);
+    expect(frame).toMatch(/^sha256 +no +5 +3 +2 +15 +1 +12s$/m); // (130-100)/2 s, (4-2)/2 s
+    expect(frame).toMatch(/^add +yes +2 +0 +1 +0 +0$/m);
     expect(frame).toMatch(/^WORKER +RUNNING +STATE +HEARTBEAT/m);
     expect(frame).toMatch(/^w-a +2\/4 +active +3s ago +9 +1 +sha256,add$/m);
     expect(frame).toMatch(/^w-b +1\/2 +draining +5s ago/m);
@@ -41,7 +41,20 @@ describe('renderTop', () => {
   });
 
   it('without a previous sample, done/s is the scheduler\'s and failed/s unknown', () => {
-    expect(renderTop(at(0, 100, 2), undefined, 200)).toMatch(/^sha256 +5 +2 +42 +- +12s$/m);
+    expect(renderTop(at(0, 100, 2), undefined, 200)).toMatch(/^sha256 +no +5 +3 +2 +42 +- +12s$/m);
+  });
+
+  it("shows '-' for paused and prefetched when the scheduler does not report them (an older version)", () => {
+    const old = stats(100, 2);
+    const { paused: _paused, prefetched: _prefetched, ...sha256 } = old.kinds['sha256']!;
+    const frame = renderTop({ atMs: 0, wallMs: WALL, stats: { ...old, kinds: { sha256 } }, workers: WORKERS }, undefined, 200);
+    expect(frame).toMatch(/^sha256 +- +5 +- +2 +42 +- +12s$/m);
+  });
+
+  it('fits every kind column in 80 columns', () => {
+    const frame = renderTop(at(0, 100, 2), undefined, 80);
+    expect(frame).toMatch(/^KIND +PAUSED +QUEUED +PREFETCHED +RUNNING +DONE\/S +FAILED\/S +OLDEST$/m);
+    expect(frame).toMatch(/^sha256 +no +5 +3 +2 +42 +- +12s$/m);
   });
 
   it('never writes a line wider than the terminal', () => {
@@ -101,7 +114,8 @@ describe('runTop', () => {
     stdout.isTTY = false;
     const stdin = new FakeTty();
     await runTop(source(), { stdout, stdin }, { intervalMs: 1000 });
-    expect(stdout.out).toContain('KIND');
+    expect(stdout.out).toMatch(/^KIND +PAUSED +QUEUED +PREFETCHED +RUNNING /m);
+    expect(stdout.out).toMatch(/^add +yes +2 +0 +1 /m);
     expect(stdout.out).not.toContain('\x1b'); // no escape sequences in a pipe
     expect(stdin.raw).toEqual([]);
   });
@@ -114,6 +128,9 @@ describe('runTop', () => {
     });
     await runTop(src, { stdout, stdin }, { intervalMs: 1 });
     expect(src.calls).toBe(3);
+    // The live view has the same columns (each line ends in erase-to-end-of-line).
+    expect(stdout.out).toMatch(/KIND +PAUSED +QUEUED +PREFETCHED +RUNNING +DONE\/S +FAILED\/S +OLDEST\x1b\[K/);
+    expect(stdout.out).toMatch(/add +yes +2 +0 +1 +0 +0\x1b\[K/);
     expect(stdin.raw).toEqual([true, false]);
     expect(stdin.paused).toBe(true);
     expect(stdout.out.startsWith('\x1b[?1049h\x1b[?25l')).toBe(true);

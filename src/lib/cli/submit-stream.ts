@@ -7,19 +7,21 @@
  * memory: when the window is full the engine stops reading, and the input
  * (a pipe, a file) waits.
  *
- * Each job is queued (SUBMIT without wait, answered by its ACK) and then
- * watched (WATCH): the job id is known from the ACK on, so when the run
- * stops early — Ctrl-C, `--wait-timeout`, or a lost connection — every line
- * that was acknowledged can be reported with its id (`taskwire wait ID`).
+ * Each job is one request: a SUBMIT that waits, whose ACK tells the job id
+ * (`onAck`) long before the result comes. So when the run stops early —
+ * Ctrl-C, `--wait-timeout`, or a lost connection — every line that was
+ * acknowledged can be reported with its id (`taskwire wait ID`).
  */
-import type { EnqueueResult, JobResult, SubmitOptions, WaitOptions } from '../../client.js';
+import type { EnqueueResult, JobResult, SubmitOptions } from '../../client.js';
 import { TaskwireError } from '../errors.js';
 import { isBlank, type InputLine } from './lines.js';
 
 /** What the engine needs of a client (a {@link Client} has it). */
 export interface JobPort {
+  /** Runs a job; calls `opts.onAck` with its id at the ACK, then settles with its outcome. */
+  submit(kind: string, args: unknown, opts?: SubmitOptions): Promise<JobResult>;
+  /** Only queues a job (`noWait`). */
   enqueue(kind: string, args: unknown, opts?: SubmitOptions): Promise<EnqueueResult>;
-  wait(jobId: number, opts?: WaitOptions): Promise<JobResult>;
 }
 
 /** Why a run ended before its input did. */
@@ -98,10 +100,27 @@ function isConnectionLoss(err: Error): boolean {
 class Slot {
   seq = -1;
   line = 0;
+  /** Set by the ACK, before the job settles. */
   id = 0;
   settled = false;
   value: JobResult | EnqueueResult | Error | undefined = undefined;
   bytes = 0;
+  /**
+   * The run's submit options plus this slot's `onAck`, built once: a job
+   * allocates no options object. An ACK never comes after its job settled
+   * (it precedes the EVENT; a rejection before it means none will come), so
+   * the hook needs no sequence check to tell one use of the slot from the next.
+   */
+  readonly submitOptions: SubmitOptions;
+
+  constructor(base: SubmitOptions) {
+    this.submitOptions = {
+      ...base,
+      onAck: (jobId) => {
+        if (!this.settled) this.id = jobId;
+      },
+    };
+  }
 }
 
 /**
@@ -130,7 +149,7 @@ export class StreamSubmitter {
 
   constructor(o: StreamOptions) {
     this.#o = o;
-    this.#ring = Array.from({ length: o.window }, () => new Slot());
+    this.#ring = Array.from({ length: o.window }, () => new Slot(o.submitOptions));
     this.#maxHeld = o.maxHeldBytes ?? 64 * 1024 * 1024;
   }
 
@@ -216,23 +235,17 @@ export class StreamSubmitter {
       this.#settle(slot, seq, new LineError('INVALID_ARGUMENT', `line ${line.number}: ${parsed.message}`));
       return;
     }
-    const { port, kind, submitOptions, noWait } = this.#o;
-    // The line's bytes are a view of the input chunk: enqueue() encodes them into the frame at once.
-    port.enqueue(kind, parsed.args, submitOptions).then(
-      (ack) => {
-        if (slot.seq !== seq) return;
-        slot.id = ack.id;
-        if (noWait) {
-          this.#settle(slot, seq, ack);
-          return;
-        }
-        port.wait(ack.id).then(
-          (result) => this.#settle(slot, seq, result),
-          (err: Error) => this.#settle(slot, seq, err),
-        );
-      },
-      (err: Error) => this.#settle(slot, seq, err),
-    );
+    const { port, kind } = this.#o;
+    const onError = (err: Error): void => this.#settle(slot, seq, err);
+    // The line's bytes are a view of the input chunk: submit() and enqueue() encode them into the frame at once.
+    if (this.#o.noWait) {
+      port.enqueue(kind, parsed.args, this.#o.submitOptions).then((ack) => {
+        if (slot.seq === seq) slot.id = ack.id;
+        this.#settle(slot, seq, ack);
+      }, onError);
+      return;
+    }
+    port.submit(kind, parsed.args, slot.submitOptions).then((result) => this.#settle(slot, seq, result), onError);
   }
 
   #settle(slot: Slot, seq: number, value: JobResult | EnqueueResult | Error): void {

@@ -1,7 +1,8 @@
 /**
  * `taskwire top`: a live view of the scheduler, redrawn every second — per
- * kind queued, running, done/s, failed/s and the oldest queued job's age;
- * per worker its load and heartbeat age. On a terminal it takes the
+ * kind whether it is paused, queued, prefetched (sent ahead to a worker, not
+ * started), running, done/s, failed/s and the oldest queued job's age; per
+ * worker its load and heartbeat age. On a terminal it takes the
  * alternate screen, hides the cursor and reads keys raw; `q` or Ctrl-C
  * quits and puts the terminal back as it was. When stdout is not a terminal
  * it prints one snapshot and returns.
@@ -47,7 +48,9 @@ function perSec(cur: number, prev: number | undefined, seconds: number): string 
 /**
  * Renders one frame. With `prev`, done/s and failed/s are measured between
  * the two samples; without it, done/s is the scheduler's own recent rate and
- * failed/s is unknown ('-').
+ * failed/s is unknown ('-'). PAUSED comes right after KIND, so a narrow
+ * terminal cuts other columns first; PAUSED and PREFETCHED are '-' when the
+ * scheduler does not report them (an older version).
  */
 export function renderTop(cur: TopSample, prev: TopSample | undefined, width = 80): string {
   const s = cur.stats;
@@ -62,13 +65,15 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, width = 8
     kinds.length === 0
       ? 'no job kinds yet\n'
       : table(
-          ['KIND', 'QUEUED', 'RUNNING', 'DONE/S', 'FAILED/S', 'OLDEST'],
+          ['KIND', 'PAUSED', 'QUEUED', 'PREFETCHED', 'RUNNING', 'DONE/S', 'FAILED/S', 'OLDEST'],
           kinds.map((kind) => {
             const k = s.kinds[kind]!;
             const p = prev?.stats.kinds[kind];
             return [
               kind,
+              k.paused === undefined ? '-' : k.paused ? 'yes' : 'no',
               String(k.queued),
+              k.prefetched === undefined ? '-' : String(k.prefetched),
               String(k.running),
               prev === undefined ? formatRate(k.donePerSec) : perSec(k.done, p?.done ?? 0, seconds),
               perSec(k.failed, prev === undefined ? undefined : (p?.failed ?? 0), seconds),
