@@ -374,13 +374,13 @@ export class Scheduler {
         });
       return this.#compactAgain;
     }
-    const started = Date.now();
+    const started = performance.now();
     const before = journal.stats().bytes;
     this.#compacting = journal.compact(this.core.snapshot()).finally(() => {
       this.#compacting = undefined;
     });
     await this.#compacting;
-    this.#log('info', `journal compacted: ${before} -> ${journal.stats().bytes} bytes in ${Date.now() - started} ms`);
+    this.#log('info', `journal compacted: ${before} -> ${journal.stats().bytes} bytes in ${Math.round(performance.now() - started)} ms`);
     return journal.stats();
   }
 
