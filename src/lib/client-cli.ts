@@ -13,7 +13,7 @@
  */
 import { openSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
-import { Client, formatAddress, JobResult, type EnqueueResult, type ListOptions, type SubmitOptions } from '../client.js';
+import { Client, formatAddress, JobResult, type ConnectOptions, type EnqueueResult, type ListOptions, type SubmitOptions } from '../client.js';
 import { DEFAULT_SERVER, EXIT, parseAddress, parseUint, plural, usageLine, UsageError } from './cli.js';
 import { defineSchema, loadConfig, printConfig, type LoadedConfig } from './config.js';
 import { errnoCode, JobCancelledError, JobFailedError, TaskwireError, toError } from './errors.js';
@@ -26,6 +26,7 @@ import { ARITHMETIC_KINDS, operandsFromArgv, operandsFromLine } from './cli/oper
 import { Output } from './cli/output.js';
 import { LineError, StreamSubmitter, type LineArgs, type LineOutcome, type StreamSummary } from './cli/submit-stream.js';
 import { runTop } from './cli/top.js';
+import { tlsFromFiles } from './tls.js';
 
 /** The streams, environment and stop signal the CLI uses (see {@link runCli}). */
 export interface CliIo {
@@ -58,6 +59,12 @@ const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 const GLOBAL_OPTIONS: OptionTable = {
   server: { type: 'string', arg: 'HOST:PORT', help: `scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})` },
   token: { type: 'string', arg: 'TOKEN', help: 'token the scheduler requires (default: $TASKWIRE_TOKEN)' },
+  tls: { type: 'boolean', help: 'speak TLS (verified against the system CAs, or --tls-ca)' },
+  'tls-ca': { type: 'string', arg: 'FILE', help: 'verify the scheduler against this CA (PEM)' },
+  'tls-cert': { type: 'string', arg: 'FILE', help: 'client certificate for mutual TLS (PEM), with --tls-key' },
+  'tls-key': { type: 'string', arg: 'FILE', help: 'its private key (PEM)' },
+  'tls-servername': { type: 'string', arg: 'NAME', help: 'name the scheduler certificate must carry' },
+  'tls-insecure': { type: 'boolean', help: 'do not verify the scheduler certificate (prints a warning)' },
   config: { type: 'string', arg: 'FILE', help: 'read settings from a JSON file (keys: long options in camelCase)' },
   json: { type: 'boolean', help: 'machine-readable output: every outcome, errors included,\nis one JSON object on stdout' },
   'print-config': { type: 'boolean', help: 'print the effective settings (secrets masked) and exit' },
@@ -88,6 +95,12 @@ const SUBMIT_OPTIONS: OptionTable = {
 const SETTINGS = defineSchema({
   server: { type: 'string', default: DEFAULT_SERVER, help: 'scheduler address', validate: addressProblem },
   token: { type: 'string', secret: true, help: 'token the scheduler requires' },
+  tls: { type: 'boolean', default: false, help: 'speak TLS' },
+  'tls-ca': { type: 'string', help: 'CA to verify the scheduler against' },
+  'tls-cert': { type: 'string', help: 'client certificate (mutual TLS)' },
+  'tls-key': { type: 'string', help: 'client key (mutual TLS)' },
+  'tls-servername': { type: 'string', help: 'name the scheduler certificate must carry' },
+  'tls-insecure': { type: 'boolean', default: false, help: 'do not verify the scheduler certificate' },
   json: { type: 'boolean', default: false, help: 'JSON output' },
   kind: { type: 'string', default: 'sha256', help: 'submit: job kind', validate: str8Problem },
   priority: { type: 'number', integer: true, min: 0, max: 255, help: 'submit: priority' },
@@ -101,7 +114,7 @@ const SETTINGS = defineSchema({
 type Settings = LoadedConfig<typeof SETTINGS>['values'];
 
 /** Settings every command takes from the command line. */
-const GLOBAL_SETTINGS = ['server', 'token', 'json'] as const;
+const GLOBAL_SETTINGS = ['server', 'token', 'json', 'tls', 'tls-ca', 'tls-cert', 'tls-key', 'tls-servername', 'tls-insecure'] as const;
 /** Settings `submit` takes from its command line. */
 const SUBMIT_SETTINGS = ['kind', 'priority', 'tier', 'timeout', 'retries', 'est-ms', 'wait-timeout', 'window'] as const;
 
@@ -524,7 +537,24 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     address = formatAddress(host, port);
     const action = spec.prepare({ parsed, settings: config.values, io, json, address });
     const token = config.values.token;
-    const connecting = Client.connect({ host, port }, token === undefined ? { name: 'taskwire-cli' } : { name: 'taskwire-cli', token });
+    const v = config.values;
+    const connectOpts: ConnectOptions = token === undefined ? { name: 'taskwire-cli' } : { name: 'taskwire-cli', token };
+    if (v.tls || v.tlsCa !== undefined || v.tlsCert !== undefined || v.tlsInsecure) {
+      if ((v.tlsCert === undefined) !== (v.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+      try {
+        connectOpts.tls = tlsFromFiles({
+          ...(v.tlsCa === undefined ? {} : { ca: v.tlsCa }),
+          ...(v.tlsCert === undefined ? {} : { cert: v.tlsCert }),
+          ...(v.tlsKey === undefined ? {} : { key: v.tlsKey }),
+          ...(v.tlsServername === undefined ? {} : { servername: v.tlsServername }),
+          insecure: v.tlsInsecure,
+        });
+      } catch (err) {
+        throw new UsageError(err instanceof Error ? err.message : String(err));
+      }
+      if (v.tlsInsecure) io.stderr.write('taskwire: warning: --tls-insecure: the scheduler certificate is not verified\n');
+    }
+    const connecting = Client.connect({ host, port }, connectOpts);
     const connected = await untilStopped(connecting, io.signal);
     if (connected === STOPPED) {
       void connecting.then((c) => c.destroy(), () => undefined);

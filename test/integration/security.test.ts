@@ -339,3 +339,18 @@ describe('TLS from the command line', () => {
     expect(insecure.stderr).toMatch(/warning: --tls-insecure/);
   });
 });
+
+describe('TLS from the taskwire CLI', () => {
+  it('taskwire --tls --tls-ca submits to a TLS scheduler; a wrong CA is a one-line error', async () => {
+    const { address } = await startScheduler({ tls: { cert: pki.serverCert, key: pki.serverKey } });
+    const worker = startWorker(address, { tls: { ca: readFileSync(pki.ca) }, capabilities: ['sha256'] });
+    await worker.start();
+    const ok = spawnTs('src/client.ts', ['--server', address, '--tls', '--tls-ca', pki.ca, 'submit', 'Hello']);
+    expect(await ok.exited).toBe(0);
+    expect(ok.stdout.trim()).toBe(sha256('Hello'));
+    const bad = spawnTs('src/client.ts', ['--server', address, '--tls', '--tls-ca', pki.otherCa, 'submit', 'Hello']);
+    expect(await bad.exited).toBe(3);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/not signed by a trusted CA/);
+  });
+});

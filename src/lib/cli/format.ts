@@ -105,10 +105,12 @@ export function formatJobPage(page: ListPage, now: number, more: string): string
 export function formatWorkers(workers: readonly WorkerInfo[], now: number): string {
   if (workers.length === 0) return 'no workers connected\n';
   return table(
-    ['ID', 'NAME', 'RUNNING', 'DONE', 'FAILED', 'STATE', 'UP', 'KINDS'],
+    ['ID', 'NAME', 'POOL', 'HOST', 'RUNNING', 'DONE', 'FAILED', 'STATE', 'UP', 'KINDS'],
     workers.map((w) => [
       w.id,
       w.name,
+      w.pool === undefined || w.pool === '' ? '-' : w.pool,
+      w.host === undefined || w.host === '' ? '-' : w.host,
       `${w.running}/${w.concurrency}`,
       String(w.done),
       String(w.failed),
