@@ -3,7 +3,10 @@
  * worker processes with different capabilities, submits strings and
  * arithmetic through the client library (a division by zero, a job that times
  * out and is retried, a paid/free mix), prints what happened to each job, and
- * shuts everything down.
+ * shuts everything down. The scheduler also serves the HTTP API and the
+ * dashboard (docs/HTTP.md); its URL is printed first. `npm run demo -- --keep`
+ * leaves everything running afterwards, to look around the dashboard (Ctrl-C
+ * stops it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -106,10 +109,12 @@ async function main(): Promise<void> {
   const m = await start(
     'scheduler',
     'src/server.ts',
-    ['--port', '0', '--log-level', 'error', '--retry-base-ms', '100'],
-    /taskwire scheduler listening on (\S+):(\d+)/,
+    ['--port', '0', '--http', '127.0.0.1:0', '--log-level', 'error', '--retry-base-ms', '100'],
+    /taskwire scheduler listening on (\S+):(\d+)\ntaskwire http listening on (\S+):(\d+)/,
   );
   const address = `${m[1]}:${m[2]}`;
+  dashboard = `http://${m[3]}:${m[4]}/`;
+  process.stderr.write(`dashboard: ${dashboard}\n`);
   const ready = /taskwire worker \S+ connected/;
   await Promise.all([
     start('W1', 'src/worker.ts', ['--server', address, '-w', 'W1', '-c', 'sha256', 'add', 'subtract', '--concurrency', '4'], ready),
@@ -142,10 +147,16 @@ async function main(): Promise<void> {
   await client.close();
 }
 
+let dashboard = '';
+
 try {
   await main();
+  if (process.argv.includes('--keep')) {
+    process.stderr.write(`\ndashboard: ${dashboard}  (everything keeps running; Ctrl-C stops it)\n`);
+    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  }
   await stopAll();
-  process.stderr.write('\nall processes stopped.\n');
+  process.stderr.write(`\nall processes stopped.${dashboard === '' ? '' : ` (the dashboard was at ${dashboard})`}\n`);
 } catch (err) {
   process.stderr.write(`demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   await stopAll();

@@ -201,9 +201,28 @@ export const DASHBOARD_JS = String.raw`(function () {
     main.appendChild(h('div', { className: 'cards', id: 'cards' }));
     main.appendChild(h('div', { className: 'panel' },
       h('div', { className: 'legend' }, h('span', null, h('i', { style: 'background:#168a4a' }), 'done / s'),
-        h('span', null, h('i', { style: 'background:#c8322b' }), 'failed / s'), h('span', { className: 'muted', text: 'last 10 minutes' })),
+        h('span', null, h('i', { style: 'background:#c8322b' }), 'failed / s'), h('span', { className: 'muted', id: 'chart-span', text: 'last 10 minutes' })),
       h('canvas', { id: 'chart', width: 1200, height: 220 })));
+    main.appendChild(h('h3', { text: 'Busiest queues' }));
+    main.appendChild(h('div', { className: 'panel' }, h('table', { id: 'top-kinds' })));
     updateOverview();
+  }
+  function updateTopKinds() {
+    var table = $('top-kinds');
+    if (!table || !state.stats) return;
+    table.textContent = '';
+    table.appendChild(h('thead', null, h('tr', null, ['kind', 'queued', 'running', 'oldest', 'done/s', 'failed', 'workers'].map(function (t, i) {
+      return h('th', { className: i > 0 ? 'num' : '', text: t });
+    }))));
+    var body = h('tbody');
+    state.stats.kinds.slice(0, 6).forEach(function (k) {
+      body.appendChild(h('tr', null,
+        h('td', null, h('a', { href: '#/jobs?kind=' + encodeURIComponent(k.kind), text: k.kind }), k.paused ? h('span', { className: 'tag paused', text: 'paused' }) : null),
+        h('td', { className: 'num', text: fmtInt(k.queued) }), h('td', { className: 'num', text: fmtInt(k.running) }),
+        h('td', { className: 'num', text: fmtAge(k.oldestQueuedMs) }), h('td', { className: 'num', text: fmtInt(k.donePerSec) }),
+        h('td', { className: 'num', text: fmtInt(k.failed) }), h('td', { className: 'num', text: fmtInt(k.workers) })));
+    });
+    table.appendChild(body);
   }
   function updateOverview() {
     var cards = $('cards');
@@ -224,7 +243,9 @@ export const DASHBOARD_JS = String.raw`(function () {
     cards.appendChild(card('c-journal', 'journal', journal + (s.journal ? ' · ' + fmtBytes(s.journal.bytes) : ''), journal === 'UNAVAILABLE' ? 'bad' : ''));
     cards.appendChild(card('c-ready', 'ready', s.ready.ready ? 'yes' : s.ready.reason, s.ready.ready ? 'ok' : 'bad'));
     drawChart();
+    updateTopKinds();
   }
+  function spanText(sec) { return sec >= 120 ? Math.round(sec / 60) + 'm' : Math.round(sec) + 's'; }
   function drawChart() {
     var c = $('chart');
     if (!c) return;
@@ -234,7 +255,10 @@ export const DASHBOARD_JS = String.raw`(function () {
     var g = c.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, ht);
-    var n = 600, left = 44, bottom = ht - 18, top = 8, right = w - 8;
+    // Up to 10 minutes; a shorter history fills the width (at least one minute).
+    var n = Math.max(60, Math.min(600, state.done.length)), left = 44, bottom = ht - 18, top = 8, right = w - 8;
+    var span = $('chart-span');
+    if (span) span.textContent = 'last ' + spanText(n);
     var max = 1;
     state.done.forEach(function (v) { if (v > max) max = v; });
     state.failed.forEach(function (v) { if (v > max) max = v; });
@@ -246,8 +270,9 @@ export const DASHBOARD_JS = String.raw`(function () {
       g.beginPath(); g.moveTo(left, y); g.lineTo(right, y); g.stroke();
       g.fillText(String(Math.round(max * i / 4)), 4, y + 4);
     }
-    ['-10m', '-5m', 'now'].forEach(function (label, j) { g.fillText(label, left + (right - left) * j / 2 - (j === 2 ? 22 : j === 1 ? 10 : 0), ht - 4); });
+    ['-' + spanText(n), '-' + spanText(n / 2), 'now'].forEach(function (label, j) { g.fillText(label, left + (right - left) * j / 2 - (j === 2 ? 22 : j === 1 ? 10 : 0), ht - 4); });
     function line(series, color) {
+      series = series.slice(-n);
       var off = n - series.length;
       g.strokeStyle = color; g.lineWidth = 1.6; g.beginPath();
       series.forEach(function (v, k) {
