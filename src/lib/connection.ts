@@ -46,6 +46,31 @@ export interface ConnectionOptions {
 }
 
 const EMPTY_LIST: Buffer[] = [];
+
+/**
+ * Flushes due at the end of this event-loop turn's I/O: every connection
+ * that queued frames while the poll phase handled its ready sockets is
+ * written once, in one `setImmediate` for all of them. Frames decided in
+ * response to several reads (RESULTs from two workers, SUBMITs from many
+ * clients) then share one write syscall per connection — at low concurrency
+ * that is most of the cost per job — and a lone frame still goes out in
+ * the same turn, never held back for a timer.
+ */
+let dueFlushes: (() => void)[] = [];
+let flushQueued = false;
+function runFlushes(): void {
+  flushQueued = false;
+  const due = dueFlushes;
+  dueFlushes = [];
+  for (let i = 0; i < due.length; i++) due[i]!();
+}
+function scheduleFlush(flush: () => void): void {
+  dueFlushes.push(flush);
+  if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(runFlushes);
+  }
+}
 /** A tick's frames up to this size are copied into one buffer for one write. */
 const CONCAT_MAX_BYTES = 64 * 1024;
 /** Frames this big are written as they are (writev), never copied into a batch. */
@@ -200,7 +225,7 @@ export class Connection {
     this.#tickBytes += bytes;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      process.nextTick(this.#flushNow);
+      scheduleFlush(this.#flushNow);
     }
   }
 
