@@ -75,14 +75,18 @@ export class Heartbeat {
     this.#hooks.sendPing();
     if (this.#silentMs() >= this.intervalMs * this.deadAfter) {
       if (this.#verdict !== undefined) return;
-      // Confirm after the poll phase: input already waiting is read first.
+      // Confirm after a full poll phase: input already waiting is read first. Two hops, because
+      // frames written this turn (the peer's own late ping, in one process) go out in a check-phase
+      // immediate of their own; the second hop runs after the next poll has read them.
       this.#verdict = setImmediate(() => {
-        this.#verdict = undefined;
-        if (this.#timer === undefined) return;
-        const silentMs = this.#silentMs();
-        if (silentMs < this.intervalMs * this.deadAfter) return;
-        this.stop();
-        this.#hooks.onDead(silentMs);
+        this.#verdict = setImmediate(() => {
+          this.#verdict = undefined;
+          if (this.#timer === undefined) return;
+          const silentMs = this.#silentMs();
+          if (silentMs < this.intervalMs * this.deadAfter) return;
+          this.stop();
+          this.#hooks.onDead(silentMs);
+        });
       });
     }
   }
