@@ -182,7 +182,11 @@ export class Scheduler {
     if (this.#address !== undefined) return this.#address;
     const opts = this.#opts;
     // The HTTP listener starts first, so /health answers and /ready says "recovering" during replay.
-    const http = opts.http === undefined ? undefined : new HttpServer(opts.http, opts.httpToken);
+    // Over TLS, HTTP is HTTPS with the same certificate; without its own token, the wire's admin
+    // --token guards its changes (issue 11).
+    const httpOpts: HttpOptions | undefined =
+      opts.http === undefined ? undefined : opts.tls === undefined ? opts.http : { ...opts.http, tls: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } };
+    const http = httpOpts === undefined ? undefined : new HttpServer(httpOpts, opts.httpToken ?? opts.token);
     if (http !== undefined) {
       await http.listen();
       this.#http = http;

@@ -354,3 +354,23 @@ describe('TLS from the taskwire CLI', () => {
     expect(bad.stderr).toMatch(/not signed by a trusted CA/);
   });
 });
+
+describe('HTTP over TLS', () => {
+  it('serves the HTTP listener as HTTPS with the scheduler certificate; the wire token guards its changes', async () => {
+    const { scheduler } = await startScheduler({ tls: { cert: pki.serverCert, key: pki.serverKey }, http: { host: '127.0.0.1', port: 0 }, token: 'wire-admin' });
+    const { port } = scheduler.httpAddress!;
+    const https = await import('node:https');
+    const request = (method: string, path: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port, path, method, ca: readFileSync(pki.ca), headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await request('GET', '/health')).toBe(200);
+    expect(await request('POST', '/api/kinds/k/pause')).toBe(401);
+    expect(await request('POST', '/api/kinds/k/pause', { authorization: 'Bearer wire-admin' })).toBe(200);
+  });
+});

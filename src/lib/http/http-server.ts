@@ -7,6 +7,7 @@
  * requests in flight, waits, event subscribers and their buffers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { TaskwireError } from '../errors.js';
 import type { FsyncHistogram } from '../journal.js';
@@ -51,6 +52,8 @@ export interface HttpOptions {
   events?: EventHubOptions;
   /** Period of the stats event, ms. Default 1000. */
   statsIntervalMs?: number;
+  /** Serve HTTPS with this certificate and key (PEM), as the scheduler's TLS port does (issue 11). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** What the scheduler lends the listener once its journal is replayed. */
@@ -81,7 +84,7 @@ const TICK_KINDS = 100;
  */
 export class HttpServer {
   readonly #opts: HttpOptions;
-  readonly #server: Server;
+  readonly #server: Server | HttpsServer;
   readonly #access: AccessPolicy;
   readonly #hub: EventHub;
   readonly #history = new RateHistory();
@@ -112,16 +115,15 @@ export class HttpServer {
     this.#opts = opts;
     this.#access = new AccessPolicy(token);
     this.#hub = new EventHub(opts.events ?? {}, (state) => this.#history.count(state));
-    this.#server = createServer(
-      {
-        maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024,
-        requestTimeout: opts.requestTimeoutMs ?? 30_000,
-        headersTimeout: opts.headersTimeoutMs ?? 10_000,
-        keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
-        noDelay: true,
-      },
-      (req, res) => void this.#handle(req, res),
-    );
+    const serverOpts = {
+      maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024,
+      requestTimeout: opts.requestTimeoutMs ?? 30_000,
+      headersTimeout: opts.headersTimeoutMs ?? 10_000,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
+      noDelay: true,
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    this.#server = opts.tls === undefined ? createServer(serverOpts, handler) : createHttpsServer({ ...serverOpts, ...opts.tls }, handler);
     this.#server.maxConnections = opts.maxConnections ?? 1024;
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
