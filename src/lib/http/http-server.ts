@@ -358,6 +358,9 @@ export class HttpServer {
     }
     const { route, params } = match;
     const stream = route.path === '/api/events';
+    if (stream && req.method === 'HEAD') {
+      return sendError(res, new HttpError('INVALID_ARGUMENT', 'HEAD is not allowed here', 405, { Allow: 'GET' }));
+    }
     if (!stream) {
       if (this.#inFlight >= (this.#opts.maxConcurrentRequests ?? 256)) {
         return sendError(res, new HttpError('BUSY', 'too many HTTP requests at once; try again shortly'));
