@@ -376,7 +376,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#machine = opts.host ?? hostname();
     this.concurrency = opts.concurrency ?? 4;
     checkInt('concurrency', this.concurrency, 1, U32_MAX);
-    this.prefetch = opts.prefetch ?? Math.max(32, this.concurrency);
+    this.prefetch = opts.prefetch ?? Math.max(128, this.concurrency);
     checkInt('prefetch', this.prefetch, 0, 1024);
     this.#capabilities = opts.capabilities === undefined ? undefined : [...opts.capabilities];
     this.#token = opts.token;

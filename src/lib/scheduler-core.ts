@@ -365,6 +365,10 @@ export class WorkerSession {
   prefetchHead = 0;
   /** Jobs it accepts beyond `concurrency` (HELLO `prefetch`). */
   prefetch = 0;
+  /** What it gets ahead now, sized by its jobs' run time (#observeRun); all it declared until one has run. */
+  prefetchNow = 0;
+  /** Its jobs' run time, ms, smoothed; -1 until one has run. */
+  avgRunMs = -1;
   /** From HELLO, for listings: its pool and host ('' if not said). */
   pool = '';
   host = '';
@@ -416,6 +420,8 @@ interface KeyWaiter {
 
 /** Most jobs a worker may take beyond its concurrency, whatever it asks. */
 const MAX_PREFETCH = 1024;
+/** Work sent ahead to a worker, in ms of its jobs' run time (see #observeRun). */
+const PREFETCH_AHEAD_MS = 10;
 /** Bytes of an ASSIGN payload besides the kind and the args (protocol.ts hotFrameBytes). */
 const ASSIGN_FIXED_BYTES = 17 + 1;
 /** Bytes of an EVENT payload besides the data. */
@@ -592,6 +598,7 @@ export class SchedulerCore {
     const kinds = names.map((k) => this.#kind(k));
     const w = new WorkerSession(id, hello.name, peer, kinds, hello.concurrency, this.#now());
     w.prefetch = Math.min(hello.prefetch ?? 0, MAX_PREFETCH);
+    w.prefetchNow = w.prefetch; // until its jobs' run time is known (then #observeRun sizes it)
     w.principal = principal;
     w.pool = (hello.pool ?? '').slice(0, 200);
     w.host = (hello.host ?? '').slice(0, 200);
@@ -711,7 +718,11 @@ export class SchedulerCore {
             this.#attemptFailed(job, `result of ${msg.result.length} bytes is too large to deliver (max payload ${this.#maxPayloadBytes})`, true);
           } else {
             w.done++;
-            if ((job.flags & PREFETCHED_FLAG) === 0) job.kind.runTime.observeMs(this.#now() - job.startedAt);
+            if ((job.flags & PREFETCHED_FLAG) === 0) {
+              const ran = this.#now() - job.startedAt;
+              job.kind.runTime.observeMs(ran);
+              this.#observeRun(w, ran);
+            }
             this.#finish(job, 'DONE', Buffer.from(msg.result)); // a copy: the frame is a view of the socket chunk
           }
         }
@@ -730,6 +741,7 @@ export class SchedulerCore {
           } else {
             w.failed++;
             job.kind.attemptsFailedError++;
+            if ((job.flags & PREFETCHED_FLAG) === 0) this.#observeRun(w, this.#now() - job.startedAt);
             this.#attemptFailed(job, msg.message, msg.permanent);
           }
         }
@@ -827,6 +839,19 @@ export class SchedulerCore {
     kind.running++;
     this.#running++;
     this.#observer?.job(job.id, kind.name, 'RUNNING', job.attempts);
+  }
+
+  /**
+   * Sizes what the worker gets ahead from how long its jobs run (PROTOCOL.md
+   * §5.4): about PREFETCH_AHEAD_MS of work beyond its slots, never more than
+   * it declared, at least nothing. Fast jobs get a deep queue (a slot never
+   * waits a round trip), slow ones at most one ahead per slot, so a late
+   * urgent job waits behind little.
+   */
+  #observeRun(w: WorkerSession, ranMs: number): void {
+    w.avgRunMs = w.avgRunMs < 0 ? ranMs : w.avgRunMs + (ranMs - w.avgRunMs) / 16;
+    const ahead = Math.ceil((w.concurrency * PREFETCH_AHEAD_MS) / Math.max(w.avgRunMs, 0.01));
+    w.prefetchNow = Math.min(w.prefetch, Math.max(ahead, w.avgRunMs > PREFETCH_AHEAD_MS ? 0 : w.concurrency));
   }
 
   /** A RUNNING job leaves its worker (outcome, retry, re-queue): off the started or prefetched counters. */
@@ -1009,7 +1034,7 @@ export class SchedulerCore {
       !this.#frozen &&
       !w.closed &&
       !w.draining &&
-      w.held.size < w.concurrency + w.prefetch &&
+      w.held.size < w.concurrency + w.prefetchNow &&
       w.peer.writableLength < this.#workerHighWaterBytes
     );
   }

@@ -455,11 +455,33 @@ describe('prefetch (PROTOCOL.md §5.4)', () => {
     expect(t.core.stats().kinds['k']).toMatchObject({ running: 1, prefetched: 2, queued: 2 });
     t.advance(80);
     t.core.handleWorker(w.session, RESULT(1, 1)); // job 2 starts now, on the worker and in the scheduler's model
-    expect(w.peer.take('ASSIGN').map((a) => a.jobId)).toEqual([4]);
+    // Its jobs take 80 ms: more than the ~10 ms of work sent ahead, so one ahead is enough now (job 3).
+    expect(w.peer.take('ASSIGN').map((a) => a.jobId)).toEqual([]);
+    expect(w.session.prefetchNow).toBe(1);
     t.advance(80); // job 2 has run 80 ms, jobs 3 and 4 have not started: no timeout
     expect(w.peer.take('ABANDON')).toEqual([]);
     t.advance(30); // job 2 now ran 110 ms
     expect(w.peer.take('ABANDON')).toMatchObject([{ jobId: 2, reason: 'timeout' }]);
+  });
+
+  it('sizes what it sends ahead by how long the worker’s jobs run: deep for fast jobs, one for slow ones', () => {
+    const t = setup();
+    for (let i = 0; i < 300; i++) t.submit('k', String(i));
+    const w = prefetching(t, 'W', ['k'], 2, 128);
+    let assigns = w.peer.take('ASSIGN');
+    expect(assigns).toHaveLength(130);
+    // Fast jobs (0 ms here): the worker keeps all it declared.
+    for (const a of assigns.slice(0, 20)) t.core.handleWorker(w.session, RESULT(a.jobId, a.attempt));
+    expect(w.session.prefetchNow).toBe(128);
+    assigns = w.peer.take('ASSIGN');
+    // Slow jobs (a second each): one ahead in all.
+    for (const a of assigns.slice(0, 2)) void a;
+    for (let i = 0; i < 40; i++) {
+      const running = [...w.session.running].find((j) => (j.flags & (1 << 28)) === 0)!;
+      t.advance(1000);
+      t.core.handleWorker(w.session, RESULT(running.id, running.attempts));
+    }
+    expect(w.session.prefetchNow).toBe(1);
   });
 
   it('queues a lost worker’s prefetched jobs again without charging an attempt', () => {
