@@ -60,7 +60,7 @@ export interface WorkerOptions {
    * Jobs the scheduler may send ahead, beyond `concurrency`: they wait here,
    * not started (no timeout runs), and start in arrival order as slots free,
    * so a slot never idles for a round trip (PROTOCOL.md §5.4). Default
-   * max(32, concurrency); 0 turns it off.
+   * max(128, concurrency); 0 turns it off.
    */
   prefetch?: number;
   /** Shared secret, when the scheduler requires one. */

@@ -40,7 +40,7 @@ Options:
                                 or the kinds the config file declares)
   -n, --concurrency N           jobs at once (default 4)
   --prefetch N                  jobs the scheduler may send ahead, started as slots free,
-                                so no slot idles for a round trip (default max(32, concurrency);
+                                so no slot idles for a round trip (default max(128, concurrency);
                                 0 = off)
   --token TOKEN                 token the scheduler requires (default: $TASKWIRE_TOKEN)
   --tls                         speak TLS (verified against the system CAs, or --tls-ca)

@@ -61,7 +61,7 @@ export const WORKER_SETTINGS = defineSchema({
   pool: { type: 'string', help: 'pool name shown by "taskwire workers" (a --processes supervisor sets its --name)', validate: nonEmpty },
   capabilities: { type: 'list', help: 'kinds to run (default: every built-in, --handlers or declared kind)' },
   concurrency: { type: 'number', integer: true, min: 1, max: U32_MAX, default: 4, help: 'jobs at once' },
-  prefetch: { type: 'number', integer: true, min: 0, max: 1024, help: 'jobs the scheduler may send ahead (default max(32, concurrency))' },
+  prefetch: { type: 'number', integer: true, min: 0, max: 1024, help: 'jobs the scheduler may send ahead (default max(128, concurrency))' },
   token: { type: 'string', secret: true, help: 'token the scheduler requires' },
   tls: { type: 'boolean', default: false, help: 'speak TLS to the scheduler (verified against the system CAs, or --tls-ca)' },
   'tls-ca': { type: 'string', help: 'verify the scheduler against this CA (PEM)' },
