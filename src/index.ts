@@ -25,6 +25,7 @@ export type {
 
 export { Scheduler } from './server.js';
 export type { SchedulerOptions } from './server.js';
+export type { HttpOptions } from './lib/http/http-server.js';
 
 export { Worker } from './worker.js';
 export type { ReadyInfo, ReconnectInfo, StuckInfo, WorkerEvents, WorkerLogLevel, WorkerOptions } from './worker.js';
@@ -53,6 +54,6 @@ export {
 } from './lib/errors.js';
 
 export { PROTOCOL_VERSION } from './lib/protocol.js';
-export type { JobInfo, JobState, JournalStats, KindStats, StatsInfo, WorkerInfo } from './lib/protocol.js';
+export type { AttemptInfo, JobInfo, JobState, JournalStats, KindStats, LimitStats, StatsInfo, WorkerInfo } from './lib/protocol.js';
 
 export { VERSION } from './lib/version.js';

@@ -375,6 +375,8 @@ export interface JobInfo {
   key?: string;
   /** QUEUED jobs waiting for a delay or a retry backoff: wall-clock ms they become runnable. */
   notBefore?: number;
+  /** STATUS: the failed attempts, oldest first (the last 16). */
+  history?: AttemptInfo[];
 }
 /** Most jobs one LIST page returns. */
 export const LIST_MAX_LIMIT = 1000;
@@ -386,6 +388,14 @@ export interface ListPage {
   total: number;
   /** Cursor for the next page (pass as `afterId`); 0 when there is none. */
   next: number;
+}
+/** One failed attempt of a job (STATUS `history`). Times are 0 when unknown (recovered from the journal). */
+export interface AttemptInfo {
+  attempt: number;
+  worker: string;
+  startedAt: number;
+  finishedAt: number;
+  error: string;
 }
 /** Items of the WORKERS reply. */
 export interface WorkerInfo {

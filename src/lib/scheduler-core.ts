@@ -21,6 +21,7 @@ import {
   type ListPage,
   type JobEvent,
   type JobInfo,
+  type AttemptInfo,
   type JobState,
   type JournalStats,
   type KindStats,
@@ -184,7 +185,14 @@ export class JobRun {
   finalEpoch = -1;
   /** FINISHING: told once the final record is stored (null) or refused (a cancel's error). */
   onStored: ((err: Error | null) => void) | null = null;
+  /** Failed attempts, oldest first, at most MAX_HISTORY (the last ones); null until one fails. */
+  history: AttemptInfo[] | null = null;
 }
+
+/** Most failed attempts a job remembers (STATUS `history`). */
+const MAX_HISTORY = 16;
+/** Longest error text kept per failed attempt. */
+const HISTORY_ERROR_CHARS = 2048;
 
 /**
  * One job. Kept small on purpose (DESIGN.md: a million may be queued): flags
@@ -1183,7 +1191,20 @@ export class SchedulerCore {
 
   /** The current attempt failed (error, timeout or lost worker): retry with backoff, or fail for good. */
   #attemptFailed(job: Job, reason: string, permanent: boolean): void {
-    if ((job.flags & PREFETCHED_FLAG) === 0) job.kind.runTime.observeMs(this.#now() - job.startedAt);
+    if ((job.flags & PREFETCHED_FLAG) === 0) {
+      const now = this.#now();
+      job.kind.runTime.observeMs(now - job.startedAt);
+      const run = job.run!;
+      const h = (run.history ??= []);
+      if (h.length >= MAX_HISTORY) h.shift();
+      h.push({
+        attempt: job.attempts,
+        worker: run.workerName,
+        startedAt: this.epoch + run.startedAt,
+        finishedAt: this.epoch + now,
+        error: reason.length > HISTORY_ERROR_CHARS ? reason.slice(0, HISTORY_ERROR_CHARS) + '…' : reason,
+      });
+    }
     if (permanent || job.attempts > job.maxRetries) {
       this.#finish(job, 'FAILED', reason, permanent);
       return;
@@ -1588,6 +1609,7 @@ export class SchedulerCore {
     if (job.run !== null) {
       job.run.outcome = null;
       job.run.finishedAt = 0;
+      job.run.history = null; // a new attempt series
     }
   }
 
@@ -1849,6 +1871,11 @@ export class SchedulerCore {
       case 'retry': {
         const job = this.jobs.get(r.id);
         if (job === undefined || job.state !== 'PENDING') return;
+        if (r.error !== '') {
+          const h = ((job.run ??= new JobRun()).history ??= []);
+          if (h.length >= MAX_HISTORY) h.shift();
+          h.push({ attempt: r.attempts, worker: '', startedAt: 0, finishedAt: 0, error: r.error });
+        }
         job.attempts = Math.max(job.attempts, r.attempts);
         job.flags |= RETRY_FLAG;
         job.notBefore = r.notBefore === 0 ? 0 : r.notBefore - this.epoch;
@@ -2044,6 +2071,8 @@ export class SchedulerCore {
   /** STATUS/CANCEL answer: JSON info plus the result as raw bytes (PROTOCOL.md §5.5), never escaped JSON. */
   #statusReply(requestId: number, job: Job): Message {
     const body = this.jobInfo(job);
+    const history = job.run?.history;
+    if (history !== null && history !== undefined && history.length > 0) body.history = history;
     const o = job.outcome;
     if (job.state === 'DONE' && Buffer.isBuffer(o)) return { type: 'REPLY', requestId, body, data: o };
     return { type: 'REPLY', requestId, body };

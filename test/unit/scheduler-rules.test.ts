@@ -552,3 +552,35 @@ describe('prefetch (PROTOCOL.md §5.4)', () => {
     expect(startOrder.slice(4).every((s) => s.startsWith('low'))).toBe(true);
   });
 });
+
+describe('attempt history', () => {
+  it('keeps every failed attempt (worker, times, error) and shows it in STATUS', () => {
+    const t = setup();
+    const rid = t.submit('k', 'x', { maxRetries: 5, timeoutMs: 500 });
+    const id = (t.ackOf(rid) as { jobId: number }).jobId;
+    const a = t.worker('A', ['k']);
+    expect(a.peer.take('ASSIGN')).toMatchObject([{ attempt: 1 }]);
+    t.core.handleWorker(a.session, { type: 'FAIL', jobId: id, attempt: 1, permanent: false, message: 'disk full' });
+    t.advance(5000); // backoff over
+    expect(a.peer.take('ASSIGN')).toMatchObject([{ attempt: 2 }]);
+    t.core.closeSession(a.session, 'bye'); // attempt 2 lost with its worker
+    const b = t.worker('B', ['k']);
+    t.advance(5000);
+    expect(b.peer.take('ASSIGN')).toMatchObject([{ attempt: 3 }]);
+    t.advance(600); // attempt 3 times out
+    t.core.handleWorker(b.session, { type: 'FAIL', jobId: id, attempt: 3, permanent: false, message: 'abandoned: timeout' });
+    t.advance(5000);
+    expect(b.peer.take('ASSIGN')).toMatchObject([{ attempt: 4 }]);
+    t.core.handleWorker(b.session, RESULT(id, 4, 'done'));
+    const reply = t.request({ type: 'STATUS', requestId: t.nextRequestId(), jobId: id });
+    const history = (reply as { body: { history?: { attempt: number; worker: string; error: string }[] } }).body.history!;
+    expect(history.map((h) => [h.attempt, h.worker])).toEqual([
+      [1, 'A'],
+      [2, 'A'],
+      [3, 'B'],
+    ]);
+    expect(history[0]!.error).toBe('disk full');
+    expect(history[1]!.error).toMatch(/lost/);
+    expect(history[2]!.error).toMatch(/timeout/);
+  });
+});
