@@ -357,6 +357,8 @@ export class ClientSession {
 
 /** A connected worker and its credit (DESIGN.md "Routing"). */
 export class WorkerSession {
+  /** Its kinds as a set (dispatch over the runnable kinds checks membership). */
+  readonly kindSet: ReadonlySet<KindQueue>;
   /** Jobs whose current attempt is assigned to this worker, started or prefetched (run timeouts: started ones). */
   readonly running = new Set<Job>();
   /**
@@ -400,6 +402,7 @@ export class WorkerSession {
     readonly connectedAt: number,
   ) {
     this.lastHeartbeatAt = connectedAt;
+    this.kindSet = new Set(kinds);
   }
 }
 
@@ -450,6 +453,8 @@ export class SchedulerCore {
   /** Later SUBMITs with the key of a PENDING job, answered when its record settles. */
   readonly #keyWaiters = new Map<Job, KeyWaiter[]>();
   readonly #workers = new Set<WorkerSession>();
+  /** Kinds whose run queue may hold runnable jobs (a superset: emptied kinds leave it lazily). */
+  readonly #runnable = new Set<KindQueue>();
   /** FINISHING jobs whose final record failed to store: written again from tick(). */
   #unstored: Job[] = [];
   #storeRetryAt = 0;
@@ -1018,7 +1023,7 @@ export class SchedulerCore {
       this.#pushDelayed(job);
       return;
     }
-    job.kind.heap.push(job);
+    this.#enqueue(job);
     this.#dispatchKind(job.kind);
   }
 
@@ -1092,11 +1097,22 @@ export class SchedulerCore {
     let stole = false;
     while (this.#hasCredit(w)) {
       let best: Job | undefined;
-      for (let i = 0; i < kinds.length; i++) {
-        const k = kinds[i]!;
-        if (k.paused) continue;
-        const head = this.#peekRunnable(k);
-        if (head !== undefined && (best === undefined || runsBefore(head, best))) best = head;
+      if (kinds.length <= this.#runnable.size) {
+        for (let i = 0; i < kinds.length; i++) {
+          const k = kinds[i]!;
+          if (k.paused) continue;
+          const head = this.#peekRunnable(k);
+          if (head !== undefined && (best === undefined || runsBefore(head, best))) best = head;
+        }
+      } else {
+        // A worker of many kinds looks only at the kinds that have runnable jobs (issue 9: dispatch
+        // cost must not grow with the kinds a worker declares).
+        for (const k of this.#runnable) {
+          if (k.paused || !w.kindSet.has(k)) continue;
+          const head = this.#peekRunnable(k);
+          if (head === undefined) this.#runnable.delete(k);
+          else if (best === undefined || runsBefore(head, best)) best = head;
+        }
       }
       if (best === undefined) {
         if (stole || this.#prefetched === 0 || w.started >= w.concurrency || this.#steal(w) === 0) return;
@@ -1139,6 +1155,12 @@ export class SchedulerCore {
   /** Dispatches every kind (after freeze() is lifted, for tests and embedders). */
   #dispatchAll(): void {
     for (const k of this.#kinds.values()) this.#dispatchKind(k);
+  }
+
+  /** A QUEUED job enters its kind's run queue; the kind is then among the runnable ones. */
+  #enqueue(job: Job): void {
+    job.kind.heap.push(job);
+    this.#runnable.add(job.kind);
   }
 
   #peekRunnable(k: KindQueue): Job | undefined {
@@ -1236,7 +1258,7 @@ export class SchedulerCore {
     job.attempts--;
     kind.queued++;
     this.#queued++;
-    kind.heap.push(job);
+    this.#enqueue(job);
   }
 
   readonly #logJournalError = (err: Error | null): void => {
@@ -1732,7 +1754,7 @@ export class SchedulerCore {
       if (job.state === 'QUEUED' && (job.flags & DELAYED_FLAG) !== 0) {
         this.#undelay(job); // its entry in the delay heap is skipped when it comes up
         job.notBefore = this.#now();
-        job.kind.heap.push(job);
+        this.#enqueue(job);
         this.#dispatchKind(job.kind);
       }
       peer.send({ type: 'REPLY', requestId: rid, body: this.jobInfo(job) });
@@ -1791,7 +1813,7 @@ export class SchedulerCore {
       if ((head.flags & DELAYED_FLAG) === 0 || head.state !== 'QUEUED') continue; // finished meanwhile, or a stale entry
       this.#undelay(head);
       if ((head.flags & FINISHING_FLAG) !== 0) continue; // being cancelled: re-pushed if the cancel fails
-      head.kind.heap.push(head);
+      this.#enqueue(head);
       (touched ??= new Set()).add(head.kind);
     }
     if (touched !== undefined) for (const k of touched) this.#dispatchKind(k);
@@ -1956,7 +1978,7 @@ export class SchedulerCore {
       this.#queued++;
       queued++;
       if (job.notBefore > now) this.#pushDelayed(job);
-      else job.kind.heap.push(job);
+      else this.#enqueue(job);
     }
     this.#evict(now);
     return { queued, finished: this.#retained.size };

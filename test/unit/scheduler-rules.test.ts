@@ -584,3 +584,22 @@ describe('attempt history', () => {
     expect(history[2]!.error).toMatch(/timeout/);
   });
 });
+
+describe('dispatch over many kinds', () => {
+  it('a worker of 1,000 kinds gets the best runnable job among the few kinds that have any', () => {
+    const t = setup();
+    const kinds = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    const w = t.worker('W', kinds, 1);
+    t.submit('k500', 'low', { priority: 1 });
+    t.submit('k7', 'high', { priority: 9 });
+    t.submit('k999', 'mid', { priority: 5 });
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [a] = w.peer.take('ASSIGN');
+      order.push(a!.args.toString());
+      t.core.handleWorker(w.session, RESULT(a!.jobId, a!.attempt));
+    }
+    // The first was assigned as it arrived (the worker was idle); the other two by priority.
+    expect(order).toEqual(['low', 'high', 'mid']);
+  });
+});
