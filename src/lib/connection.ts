@@ -5,6 +5,7 @@ import {
   decodeMessage,
   encode,
   encodeInto,
+  encodeSplit,
   FrameDecoder,
   DEFAULT_MAX_PAYLOAD,
   HEADER_BYTES,
@@ -109,6 +110,8 @@ export class Connection {
   #outEnd = 0;
   /** Bytes queued since the last flush (sizes the next batch buffer). */
   #tickBytes = 0;
+  /** A queued buffer is BIG_FRAME_BYTES or more: written as it is (writev), never concatenated. */
+  #bigPending = false;
   #flushScheduled = false;
   readonly #flushNow = (): void => this.#flush();
   #closed = false;
@@ -198,7 +201,14 @@ export class Connection {
       return this.sendRaw(frame);
     }
     const n = hotFrameBytes(msg);
-    if (n > ARENA_MAX_FRAME_BYTES) return this.sendRaw(encode(msg));
+    if (n > ARENA_MAX_FRAME_BYTES) {
+      if (n < BIG_FRAME_BYTES) return this.sendRaw(encode(msg));
+      // A large payload is written as it is, beside its header: no copy (issue 9).
+      const [head, body] = encodeSplit(msg);
+      this.sendRaw(head);
+      this.sendRaw(body);
+      return;
+    }
     let out = this.#out;
     if (out === undefined || this.#outEnd + n > out.length) {
       this.#seal();
@@ -215,6 +225,7 @@ export class Connection {
   sendRaw(frame: Buffer): void {
     if (this.#closed) return;
     this.#seal();
+    if (frame.length >= BIG_FRAME_BYTES) this.#bigPending = true;
     if (this.#pending === EMPTY_LIST) this.#pending = [frame];
     else this.#pending.push(frame);
     this.#queued(frame.length);
@@ -305,13 +316,15 @@ export class Connection {
     const pending = this.#pending;
     if (pending === EMPTY_LIST) return;
     const bytes = this.#pendingBytes;
+    const big = this.#bigPending;
     this.#pending = EMPTY_LIST;
     this.#pendingBytes = 0;
+    this.#bigPending = false;
     if (this.#closed || this.#socket.destroyed) return;
     const socket = this.#socket;
     if (pending.length === 1) {
       socket.write(pending[0]!);
-    } else if (bytes <= CONCAT_MAX_BYTES) {
+    } else if (bytes <= CONCAT_MAX_BYTES && !big) {
       // One copy into one buffer beats writev of many tiny chunks.
       socket.write(Buffer.concat(pending, bytes));
     } else {

@@ -217,8 +217,12 @@ export class Job {
   constructor(
     readonly id: number,
     readonly kind: KindQueue,
-    /** Argument bytes as a latin1 string; '' once DONE (a retained job keeps its result, not its input). */
-    public args: string,
+    /**
+     * Argument bytes: a latin1 string when small (one byte per byte, far less
+     * memory than a Buffer object), the Buffer itself from ARGS_BUFFER_BYTES
+     * on (sent to workers as it is, no copy); '' once DONE.
+     */
+    public args: string | Buffer,
     priority: number,
     /** Run timeout and estimate, shared by every job with the same pair (see specOf). */
     readonly spec: JobSpec,
@@ -471,6 +475,21 @@ function visibleState(job: Job): JobState {
   if (job.state === 'PENDING') return 'QUEUED';
   if (job.state === 'RUNNING' && (job.flags & PREFETCHED_FLAG) !== 0) return 'QUEUED';
   return job.state;
+}
+
+/** Arguments from this size on are kept as a Buffer (see Job.args). */
+const ARGS_BUFFER_BYTES = 1024;
+
+/** A job's own copy of argument bytes that are a view of a socket chunk or a read buffer. */
+function ownArgs(view: Buffer): string | Buffer {
+  if (view.length === 0) return '';
+  return view.length < ARGS_BUFFER_BYTES ? view.toString('latin1') : Buffer.from(view);
+}
+
+/** A job's argument bytes as a Buffer (no copy when they are one). */
+export function argsBuffer(args: string | Buffer): Buffer {
+  if (typeof args !== 'string') return args;
+  return args.length === 0 ? EMPTY : Buffer.from(args, 'latin1');
 }
 
 function isFinal(job: Job): boolean {
@@ -1006,7 +1025,7 @@ export class SchedulerCore {
     const job = new Job(
       this.#nextId++,
       kind,
-      m.args.length === 0 ? '' : m.args.toString('latin1'), // a copy: the frame is a view of the socket chunk
+      ownArgs(m.args), // a copy: the frame is a view of the socket chunk
       m.priority,
       specOf(m.timeoutMs === 0 ? this.#defaultTimeoutMs : m.timeoutMs, m.estMs),
       m.maxRetries === DEFAULT_RETRIES ? this.#defaultRetries : m.maxRetries,
@@ -1257,7 +1276,7 @@ export class SchedulerCore {
       attempt: job.attempts,
       timeoutMs: job.timeoutMs,
       kind: kind.name,
-      args: job.args.length === 0 ? EMPTY : Buffer.from(job.args, 'latin1'),
+      args: argsBuffer(job.args),
     });
     if (this.#debug) this.#log('debug', `job ${job.id} assigned to ${w.name} (attempt ${job.attempts})`);
   }
@@ -1926,7 +1945,7 @@ export class SchedulerCore {
         const job = new Job(
           r.id,
           kind,
-          r.args.toString('latin1'),
+          ownArgs(r.args),
           r.priority,
           specOf(r.timeoutMs, r.estMs),
           r.maxRetries,
@@ -2081,7 +2100,7 @@ export class SchedulerCore {
       type: 'submit',
       id: job.id,
       kind: job.kind.name,
-      args: Buffer.from(job.args, 'latin1'),
+      args: argsBuffer(job.args),
       priority: job.priority,
       timeoutMs: job.timeoutMs,
       maxRetries: job.maxRetries,

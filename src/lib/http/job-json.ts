@@ -54,17 +54,20 @@ export interface ArgsPreview {
   truncated: boolean;
 }
 
-/** Preview of arguments held as a latin1 string (one char per byte, as the core keeps them). */
-export function argsPreview(latin1: string): ArgsPreview {
-  const truncated = latin1.length > ARGS_PREVIEW_BYTES;
-  const head = Buffer.from(truncated ? latin1.slice(0, ARGS_PREVIEW_BYTES) : latin1, 'latin1');
+/** Preview of a job's arguments, as the core keeps them (a latin1 string, or a Buffer when large). */
+export function argsPreview(args: string | Buffer): ArgsPreview {
+  const truncated = args.length > ARGS_PREVIEW_BYTES;
+  const head =
+    typeof args === 'string'
+      ? Buffer.from(truncated ? args.slice(0, ARGS_PREVIEW_BYTES) : args, 'latin1')
+      : args.subarray(0, ARGS_PREVIEW_BYTES);
   let text = asText(head);
   if (text === undefined && truncated) {
     // The cut may split a multi-byte character: try without its last 1-3 bytes.
     for (let cut = 1; cut <= 3 && text === undefined; cut++) text = asText(head.subarray(0, head.length - cut));
   }
-  if (text !== undefined) return { bytes: latin1.length, text, truncated };
-  return { bytes: latin1.length, hex: head.toString('hex'), truncated };
+  if (text !== undefined) return { bytes: args.length, text, truncated };
+  return { bytes: args.length, hex: head.toString('hex'), truncated };
 }
 
 /**
