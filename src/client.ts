@@ -29,6 +29,7 @@ import {
   type JobInfo,
   type JobState,
   type ListPage,
+  type NoticeMessage,
   type JournalStats,
   type Message,
   type ReplyMessage,
@@ -545,6 +546,28 @@ export class Client {
     return this.#request<JournalStats>((requestId) => ({ type: 'COMPACT', requestId }));
   }
 
+  /**
+   * Follows every job state change from now on (optionally of one kind; a
+   * client credential hears of its own jobs only): `onNotice` is called for
+   * each, until the connection closes. Resolves once the scheduler has
+   * accepted it. One follower per connection (a second call replaces it).
+   */
+  async follow(onNotice: (notice: NoticeMessage) => void, opts: { kind?: string } = {}): Promise<void> {
+    this.#onNotice = onNotice;
+    await this.#request<unknown>((requestId) => ({ type: 'FOLLOW', requestId, kind: opts.kind ?? '' }), OP_ACK);
+  }
+  #onNotice: ((notice: NoticeMessage) => void) | undefined;
+
+  /** Settles when the connection closes (for a follower that waits on nothing else). */
+  closedPromise(): Promise<void> {
+    return (this.#closedPromise ??= new Promise<void>((resolve) => {
+      if (this.closed) resolve();
+      else this.#onClosed.push(resolve);
+    }));
+  }
+  #closedPromise: Promise<void> | undefined;
+  readonly #onClosed: (() => void)[] = [];
+
   /** An operator's request (PROTOCOL.md §5.8); the typed methods below are shorthands. */
   admin<T = unknown>(body: AdminRequest): Promise<T> {
     return this.#request<T>((requestId) => ({ type: 'ADMIN', requestId, body }));
@@ -735,7 +758,7 @@ export class Client {
     return undefined;
   }
 
-  #request<T>(build: (requestId: number) => Message): Promise<T> {
+  #request<T>(build: (requestId: number) => Message, op: Op = OP_REPLY): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const requestId = this.#takeRequestId();
       let frame: Buffer;
@@ -747,7 +770,7 @@ export class Client {
       }
       // REPLY bodies are the scheduler's JSON, typed by protocol.ts (JobInfo, WorkerInfo, ...).
       const onValue = (v: unknown): void => resolve(v as T);
-      this.#sendPending(new Pending(OP_REPLY, requestId, undefined, onValue, reject, undefined, undefined, 0, undefined), frame);
+      this.#sendPending(new Pending(op, requestId, undefined, onValue, reject, undefined, undefined, 0, undefined), frame);
     });
   }
 
@@ -831,6 +854,9 @@ export class Client {
       case 'ERROR':
         this.#onError(msg);
         return;
+      case 'NOTICE':
+        this.#onNotice?.(msg);
+        return;
       case 'HEARTBEAT':
         return; // any inbound frame already counts as a sign of life
       case 'GOODBYE':
@@ -866,6 +892,7 @@ export class Client {
       case 'STATS':
       case 'COMPACT':
       case 'ADMIN':
+      case 'FOLLOW':
         this.#conn.fail('BAD_HANDSHAKE', `a client does not accept ${msg.type}`);
         return;
       default:
@@ -975,6 +1002,7 @@ export class Client {
   }
 
   #onClose(err: Error | undefined): void {
+    for (const resolve of this.#onClosed.splice(0)) resolve();
     const handshake = this.#handshake;
     if (handshake !== undefined) {
       this.#handshake = undefined;

@@ -734,6 +734,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       case 'STATS':
       case 'COMPACT':
       case 'ADMIN':
+      case 'FOLLOW':
+      case 'NOTICE':
         s.conn!.fail('BAD_HANDSHAKE', `a worker does not accept ${msg.type}`);
         return;
       default:

@@ -222,7 +222,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   jobs: {
     brief: 'jobs',
-    synopsis: 'jobs [--status STATE] [--kind KIND] [--limit N] [--after ID] [--oldest]',
+    synopsis: 'jobs [--status STATE] [--kind KIND] [--limit N] [--after ID] [--oldest] [--follow]',
     summary: 'list jobs, newest first, a page at a time',
     options: {
       status: { type: 'string', arg: 'STATE', help: `only jobs in STATE (${JOB_STATES.join(', ')})` },
@@ -230,8 +230,8 @@ const COMMANDS: Record<string, CommandSpec> = {
       limit: { type: 'string', arg: 'N', help: `jobs per page, 1-${MAX_PAGE} (default 100)` },
       after: { type: 'string', arg: 'ID', help: 'the page after job ID (the footer says which)' },
       oldest: { type: 'boolean', help: 'oldest first' },
+      follow: { type: 'boolean', help: 'then print every state change as it happens (of --kind,\nin --status) until Ctrl-C' },
     },
-    notes: '--follow (stream state changes) needs scheduler support that does not exist yet.\n',
     prepare: ({ parsed, io, json }) => {
       noPositionals(parsed);
       const opts: ListOptions = { order: parsed.values['oldest'] === true ? 'oldest' : 'newest' };
@@ -256,10 +256,23 @@ const COMMANDS: Record<string, CommandSpec> = {
       if (opts.order === 'oldest') more += ' --oldest';
       const after = optUint(parsed, 'after', Number.MAX_SAFE_INTEGER, 1);
       if (after !== undefined) opts.afterId = after;
+      const follow = parsed.values['follow'] === true;
       return async (c) => {
+        if (follow) {
+          // Subscribe before listing, so no change falls between the page and the stream.
+          await c.follow(
+            (n) => {
+              if (opts.state !== undefined && n.state !== opts.state) return;
+              write(io, json ? JSON.stringify(n) + '\n' : `${n.jobId} ${n.kind} ${n.state}${n.attempt > 0 ? ` (attempt ${n.attempt})` : ''}\n`);
+            },
+            opts.kind === undefined ? {} : { kind: opts.kind },
+          );
+        }
         const page = await c.listPage(opts);
         write(io, json ? JSON.stringify(page) + '\n' : formatJobPage(page, Date.now(), more));
-        return EXIT.OK;
+        if (!follow) return EXIT.OK;
+        const stopped = await untilStopped(c.closedPromise(), io.signal);
+        return stopped === STOPPED ? EXIT.INTERRUPTED : EXIT.UNREACHABLE;
       };
     },
   },

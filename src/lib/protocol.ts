@@ -34,6 +34,8 @@ export const Command = {
   ACK: 0x11,
   EVENT: 0x12,
   WATCH: 0x13,
+  FOLLOW: 0x14,
+  NOTICE: 0x15,
   ASSIGN: 0x20,
   RESULT: 0x21,
   FAIL: 0x22,
@@ -173,6 +175,26 @@ export interface WatchMessage {
   requestId: number;
   jobId: number;
   progress: boolean;
+}
+/**
+ * Client → scheduler: tell me every job state change from now on (§5.2),
+ * optionally of one kind; answered by ACK (jobId 0), then NOTICEs until the
+ * connection closes. A client credential hears of its own jobs only.
+ */
+export interface FollowMessage {
+  type: 'FOLLOW';
+  requestId: number;
+  /** '' = every kind. */
+  kind: string;
+}
+/** Scheduler → client (after FOLLOW): a job changed state. */
+export interface NoticeMessage {
+  type: 'NOTICE';
+  jobId: number;
+  state: JobState;
+  /** The attempt it is at (0 before the first). */
+  attempt: number;
+  kind: string;
 }
 /** Scheduler → worker: run this attempt of a job. */
 export interface AssignMessage {
@@ -331,6 +353,8 @@ export type Message =
   | AckMessage
   | EventMessage
   | WatchMessage
+  | FollowMessage
+  | NoticeMessage
   | AssignMessage
   | ResultMessage
   | FailMessage
@@ -1127,6 +1151,25 @@ export function encode(msg: Message): Buffer {
     case 'ADMIN':
       checkUint('requestId', msg.requestId, U32_MAX);
       return jsonFrame(Command.ADMIN, msg.requestId, msg.body);
+    case 'FOLLOW': {
+      checkUint('requestId', msg.requestId, U32_MAX);
+      const kindBytes = str8Bytes('kind', msg.kind);
+      const buf = frame(Command.FOLLOW, 5 + kindBytes);
+      buf.writeUInt32BE(msg.requestId, HEADER_BYTES);
+      writeStr8(buf, msg.kind, kindBytes, HEADER_BYTES + 4);
+      return buf;
+    }
+    case 'NOTICE': {
+      checkU64(msg.jobId);
+      checkUint('attempt', msg.attempt, U32_MAX);
+      const kindBytes = str8Bytes('kind', msg.kind);
+      const buf = frame(Command.NOTICE, 14 + kindBytes);
+      writeU64(buf, msg.jobId, HEADER_BYTES);
+      buf[HEADER_BYTES + 8] = JOB_STATES.indexOf(msg.state) + 1;
+      buf.writeUInt32BE(msg.attempt, HEADER_BYTES + 9);
+      writeStr8(buf, msg.kind, kindBytes, HEADER_BYTES + 13);
+      return buf;
+    }
     case 'WORKERS':
     case 'STATS':
     case 'COMPACT': {
@@ -1318,6 +1361,20 @@ export function decodeMessage(f: Frame): Message {
     case Command.COMPACT:
       msg = { type: 'COMPACT', requestId: r.u32() };
       break;
+    case Command.FOLLOW: {
+      const requestId = r.u32();
+      msg = { type: 'FOLLOW', requestId, kind: r.str8() };
+      break;
+    }
+    case Command.NOTICE: {
+      const jobId = r.u64();
+      const code = r.u8();
+      const state = JOB_STATES[code - 1];
+      if (state === undefined) throw new ProtocolError('BAD_FRAME', `NOTICE: unknown state code ${code}`);
+      const attempt = r.u32();
+      msg = { type: 'NOTICE', jobId, state, attempt, kind: r.str8() };
+      break;
+    }
     case Command.ADMIN: {
       const requestId = r.u32();
       const body = jsonObject(f.command, r.json());

@@ -406,6 +406,8 @@ export class ClientSession {
   progressJobs: Set<number> | null = null;
   /** Jobs this session waits on: on close it is taken off each (DESIGN.md rule 3). */
   readonly waits = new Set<Job>();
+  /** FOLLOW: the kind it follows ('' = all); null when it does not. */
+  follows: string | null = null;
   constructor(
     readonly id: string,
     readonly name: string,
@@ -528,6 +530,8 @@ export class SchedulerCore {
   /** Later SUBMITs with the key of a PENDING job, answered when its record settles. */
   readonly #keyWaiters = new Map<Job, KeyWaiter[]>();
   readonly #workers = new Set<WorkerSession>();
+  /** Client sessions that sent FOLLOW. */
+  readonly #followers = new Set<ClientSession>();
   /** Kinds whose run queue may hold runnable jobs (a superset: emptied kinds leave it lazily). */
   readonly #runnable = new Set<KindQueue>();
   /** FINISHING jobs whose final record failed to store: written again from tick(). */
@@ -710,6 +714,7 @@ export class SchedulerCore {
     s.closed = true;
     if (s instanceof ClientSession) {
       this.#clients--;
+      this.#followers.delete(s);
       for (const job of s.waits) this.#removeWaiter(job, s);
       s.waits.clear();
       s.progressJobs = null;
@@ -772,6 +777,8 @@ export class SchedulerCore {
       }
       case 'ADMIN':
         return this.#admin(s.peer, msg);
+      case 'FOLLOW':
+        return this.#follow(s, msg.requestId, msg.kind);
       case 'HEARTBEAT':
       case 'GOODBYE':
         return;
@@ -786,6 +793,7 @@ export class SchedulerCore {
       case 'PROGRESS':
       case 'ABANDON':
       case 'REPLY':
+      case 'NOTICE':
         throw new TaskwireError('BAD_HANDSHAKE', `${msg.type} is not allowed from a client`);
       default:
         return assertNever(msg);
@@ -864,6 +872,8 @@ export class SchedulerCore {
       case 'CANCEL':
       case 'COMPACT':
       case 'ADMIN':
+      case 'FOLLOW':
+      case 'NOTICE':
       case 'HELLO':
       case 'WELCOME':
       case 'ERROR':
@@ -926,7 +936,7 @@ export class SchedulerCore {
     kind.waitTime.observeMs(now - (job.notBefore > job.createdAt ? job.notBefore : job.createdAt));
     kind.running++;
     this.#running++;
-    this.#observer?.job(job.id, kind.name, 'RUNNING', job.attempts);
+    this.#notify(job, 'RUNNING');
   }
 
   /**
@@ -1086,7 +1096,7 @@ export class SchedulerCore {
     kind.queued++;
     this.#submitted++;
     this.#queued++;
-    this.#observer?.job(job.id, kind.name, 'QUEUED', 0);
+    this.#notify(job, 'QUEUED');
   }
 
   /** A QUEUED job enters its kind's heap, or the delay heap if not yet due. */
@@ -1319,7 +1329,7 @@ export class SchedulerCore {
       { type: 'retry', id: job.id, attempts: job.attempts, notBefore: this.epoch + job.notBefore, error: reason },
       this.#logJournalError,
     );
-    this.#observer?.job(job.id, kind.name, 'QUEUED', job.attempts);
+    this.#notify(job, 'QUEUED');
     this.#log('info', `job ${job.id} attempt ${job.attempts} failed (${reason}); retry in ${delay} ms`);
   }
 
@@ -1446,7 +1456,7 @@ export class SchedulerCore {
       kind.retainedCancelled++;
     }
     this.#retained.push(job);
-    this.#observer?.job(job.id, kind.name, state, job.attempts);
+    this.#notify(job, state);
     if (state === 'FAILED') this.#log('info', `job ${job.id} FAILED after ${job.attempts} attempt(s): ${String(job.outcome)}`);
     else if (state === 'CANCELLED') this.#log('info', `job ${job.id} CANCELLED`);
     else if (this.#debug) this.#log('debug', `job ${job.id} ${state}`);
@@ -1554,6 +1564,26 @@ export class SchedulerCore {
       if (err === null) peer.send({ type: 'REPLY', requestId, body: this.jobInfo(job) });
       else this.#error(peer, requestId, 'JOURNAL_UNAVAILABLE', `job ${job.id} not cancelled, the journal could not store it: ${err.message}`);
     });
+  }
+
+  /** FOLLOW (PROTOCOL.md §5.2): every state change from now on, as NOTICEs. */
+  #follow(s: ClientSession, requestId: number, kind: string): void {
+    s.follows = kind;
+    this.#followers.add(s);
+    s.peer.send({ type: 'ACK', requestId, jobId: 0, existing: false });
+  }
+
+  /** A visible state change: the observer (HTTP live events) and FOLLOWers hear of it. */
+  #notify(job: Job, state: JobState): void {
+    this.#observer?.job(job.id, job.kind.name, state, job.attempts);
+    if (this.#followers.size === 0) return;
+    let notice: Message | undefined;
+    for (const s of this.#followers) {
+      if (s.follows !== '' && s.follows !== job.kind.name) continue;
+      if (!s.principal.all && job.owner !== s.principal.name) continue;
+      notice ??= { type: 'NOTICE', jobId: job.id, state, attempt: job.attempts, kind: job.kind.name };
+      s.peer.send(notice);
+    }
   }
 
   #tooManyWaits(s: ClientSession, requestId: number): void {

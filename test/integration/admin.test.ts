@@ -9,6 +9,7 @@ import { PermanentError } from '../../src/lib/errors.js';
 import { Scheduler } from '../../src/server.js';
 import { Worker } from '../../src/worker.js';
 import { sha256, tempDir } from '../helpers/journal.js';
+import { spawnTs } from '../helpers/process.js';
 import { rawConnect } from '../helpers/raw.js';
 import { connectClient, startScheduler } from '../helpers/scheduler.js';
 import { waitFor } from '../helpers/wait.js';
@@ -144,5 +145,30 @@ describe('client hooks', () => {
     await worker.start();
     await client.resume('sha256');
     expect((await pending).id).toBe(acked);
+  });
+});
+
+describe('FOLLOW', () => {
+  it('streams every state change from now on; taskwire jobs --follow prints them until Ctrl-C', async () => {
+    const { address } = await startScheduler();
+    const watcher = await connectClient(address);
+    const seen: string[] = [];
+    await watcher.follow((n) => seen.push(`${n.jobId} ${n.state}`), { kind: 'sha256' });
+    const client = await connectClient(address);
+    const other = await client.enqueue('other', 'not followed');
+    const job = await client.enqueue('sha256', 'followed');
+    const worker = startWorker(address, { capabilities: ['sha256'] });
+    await worker.start();
+    await client.wait(job.id);
+    await waitFor(() => seen.includes(`${job.id} DONE`), 'the DONE notice');
+    expect(seen).toEqual([`${job.id} QUEUED`, `${job.id} RUNNING`, `${job.id} DONE`]);
+    expect(seen.some((l) => l.startsWith(`${other.id} `))).toBe(false);
+
+    const cli = spawnTs('src/client.ts', ['--server', address, 'jobs', '--follow', '--kind', 'sha256']);
+    await cli.waitForLine(/job/); // the page's footer
+    const next = await client.enqueue('sha256', 'seen by the CLI');
+    await cli.waitForLine(new RegExp(`^${next.id} sha256 DONE`, 'm'));
+    cli.proc.kill('SIGINT');
+    expect(await cli.exited).toBe(130);
   });
 });

@@ -169,6 +169,10 @@ function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYPES)): M
     case 'STATS':
     case 'COMPACT':
       return { type, requestId: rng.uint(U32_MAX) };
+    case 'FOLLOW':
+      return { type, requestId: rng.uint(U32_MAX), kind: rng.bool() ? '' : str8() };
+    case 'NOTICE':
+      return { type, jobId: rng.jobId(), state: rng.pick(JOB_STATES), attempt: rng.uint(U32_MAX), kind: str8() };
     case 'ADMIN':
       return rng.bool()
         ? { type, requestId: rng.uint(U32_MAX), body: { op: 'retry', jobId: rng.jobId() } }

@@ -249,6 +249,13 @@ const SAMPLES: Samples = {
     { type: 'COMPACT', requestId: 0 },
     { type: 'COMPACT', requestId: U32_MAX },
   ],
+  FOLLOW: [
+    { type: 'FOLLOW', requestId: 1, kind: '' },
+    { type: 'FOLLOW', requestId: U32_MAX, kind: ASCII_255 },
+  ],
+  NOTICE: [
+    ...JOB_STATES.map((state, i): Extract<Message, { type: 'NOTICE' }> => ({ type: 'NOTICE', jobId: i === 0 ? MAX_ID : i, state, attempt: i, kind: i % 2 === 0 ? 'sha256' : '🚀' })),
+  ],
   ADMIN: [
     { type: 'ADMIN', requestId: 1, body: { op: 'retry', jobId: 2 ** 53 - 1 } },
     { type: 'ADMIN', requestId: U32_MAX, body: { op: 'retryMany', state: 'FAILED', kind: '🚀', limit: 10, afterId: 5 } },

@@ -166,7 +166,7 @@ export function principalOf(c: Credential): Principal {
  * answers jobs it holds and sends nothing else. Handshake and keep-alive
  * frames are allowed to all.
  */
-const CLIENT_REQUESTS: ReadonlySet<MessageType> = new Set(['SUBMIT', 'WATCH', 'STATUS', 'CANCEL', 'LIST']);
+const CLIENT_REQUESTS: ReadonlySet<MessageType> = new Set(['SUBMIT', 'WATCH', 'STATUS', 'CANCEL', 'LIST', 'FOLLOW']);
 const ADMIN_REQUESTS: ReadonlySet<MessageType> = new Set(['WORKERS', 'STATS', 'COMPACT', 'ADMIN']);
 const WORKER_ANSWERS: ReadonlySet<MessageType> = new Set(['RESULT', 'FAIL', 'PROGRESS']);
 const ALWAYS: ReadonlySet<MessageType> = new Set(['HEARTBEAT', 'GOODBYE']);
@@ -177,7 +177,7 @@ export function mayRequest(p: Principal, connRole: 'client' | 'worker', type: Me
   if (connRole === 'worker') {
     if (WORKER_ANSWERS.has(type)) return true;
     // Read-only requests from a worker connection: only an admin's (or anyone's without auth).
-    return p.roles.has('admin') && (CLIENT_REQUESTS.has(type) || ADMIN_REQUESTS.has(type)) && type !== 'SUBMIT' && type !== 'CANCEL' && type !== 'ADMIN' && type !== 'COMPACT';
+    return p.roles.has('admin') && (type === 'STATUS' || type === 'LIST' || type === 'WORKERS' || type === 'STATS');
   }
   if (CLIENT_REQUESTS.has(type)) return p.roles.has('client') || p.roles.has('admin');
   if (ADMIN_REQUESTS.has(type)) return p.roles.has('admin');
