@@ -26,7 +26,7 @@ import { ARITHMETIC_KINDS, operandsFromArgv, operandsFromLine } from './cli/oper
 import { Output } from './cli/output.js';
 import { LineError, StreamSubmitter, type LineArgs, type LineOutcome, type StreamSummary } from './cli/submit-stream.js';
 import { runTop } from './cli/top.js';
-import { tlsFromFiles } from './tls.js';
+import { tlsOptionsOf } from './cli/tls-options.js';
 
 /** The streams, environment and stop signal the CLI uses (see {@link runCli}). */
 export interface CliIo {
@@ -552,21 +552,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const token = config.values.token;
     const v = config.values;
     const connectOpts: ConnectOptions = token === undefined ? { name: 'taskwire-cli' } : { name: 'taskwire-cli', token };
-    if (v.tls || v.tlsCa !== undefined || v.tlsCert !== undefined || v.tlsInsecure) {
-      if ((v.tlsCert === undefined) !== (v.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-      try {
-        connectOpts.tls = tlsFromFiles({
-          ...(v.tlsCa === undefined ? {} : { ca: v.tlsCa }),
-          ...(v.tlsCert === undefined ? {} : { cert: v.tlsCert }),
-          ...(v.tlsKey === undefined ? {} : { key: v.tlsKey }),
-          ...(v.tlsServername === undefined ? {} : { servername: v.tlsServername }),
-          insecure: v.tlsInsecure,
-        });
-      } catch (err) {
-        throw new UsageError(err instanceof Error ? err.message : String(err));
-      }
-      if (v.tlsInsecure) io.stderr.write('taskwire: warning: --tls-insecure: the scheduler certificate is not verified\n');
-    }
+    const tls = tlsOptionsOf(v, 'taskwire', (line) => io.stderr.write(line));
+    if (tls !== undefined) connectOpts.tls = tls;
     const connecting = Client.connect({ host, port }, connectOpts);
     const connected = await untilStopped(connecting, io.signal);
     if (connected === STOPPED) {

@@ -16,7 +16,7 @@ import { envName } from './config.js';
 import { errnoCode, TaskwireError } from './errors.js';
 import { checkCommand, execHandler, type ExecCommand } from './exec-handler.js';
 import { loadHandlers } from './handlers-module.js';
-import { tlsFromFiles } from './tls.js';
+import { tlsOptionsOf } from './cli/tls-options.js';
 import { BUILTIN_KINDS } from './jobs.js';
 import type { PoolMessage } from './pool/messages.js';
 import { WorkerPool } from './pool/worker-pool.js';
@@ -259,21 +259,8 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (s.name !== undefined) options.name = s.name;
   if (s.pool !== undefined) options.pool = s.pool;
   if (s.token !== undefined) options.token = s.token;
-  if (s.tls || s.tlsCa !== undefined || s.tlsCert !== undefined || s.tlsInsecure) {
-    if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-    try {
-      options.tls = tlsFromFiles({
-        ...(s.tlsCa === undefined ? {} : { ca: s.tlsCa }),
-        ...(s.tlsCert === undefined ? {} : { cert: s.tlsCert }),
-        ...(s.tlsKey === undefined ? {} : { key: s.tlsKey }),
-        ...(s.tlsServername === undefined ? {} : { servername: s.tlsServername }),
-        insecure: s.tlsInsecure,
-      });
-    } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err));
-    }
-    if (s.tlsInsecure) process.stderr.write('taskwire-worker: warning: --tls-insecure: the scheduler certificate is not verified\n');
-  }
+  const tls = tlsOptionsOf(s, 'taskwire-worker', (line) => process.stderr.write(line));
+  if (tls !== undefined) options.tls = tls;
   const connections = planConnections({
     name: s.name ?? `${hostname()}-${process.pid}`,
     concurrency: s.concurrency,

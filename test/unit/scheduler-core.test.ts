@@ -1,21 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { SchedulerCore, type CoreOptions, type Peer } from '../../src/lib/scheduler-core.js';
+import { SchedulerCore, type CoreOptions } from '../../src/lib/scheduler-core.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 import type { JournalRecord } from '../../src/lib/journal-records.js';
 import { DEFAULT_RETRIES, type Message, type SubmitMessage } from '../../src/lib/protocol.js';
 
-/** A peer that records what the core sends it. */
-class FakePeer implements Peer {
-  sent: Message[] = [];
-  writableLength = 0;
-  send(msg: Message): void {
-    this.sent.push(msg);
-  }
-  take<T extends Message['type']>(type: T): Extract<Message, { type: T }>[] {
-    const out = this.sent.filter((m): m is Extract<Message, { type: T }> => m.type === type);
-    this.sent = this.sent.filter((m) => m.type !== type);
-    return out;
-  }
-}
 
 function setup(opts: CoreOptions = {}) {
   let now = 1_000_000;

@@ -6,20 +6,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { JournalRecord } from '../../src/lib/journal-records.js';
 import { DEFAULT_RETRIES, type ListPage, type Message, type SubmitMessage } from '../../src/lib/protocol.js';
-import { SchedulerCore, type CoreOptions, type JournalPort, type Peer } from '../../src/lib/scheduler-core.js';
+import { SchedulerCore, type CoreOptions, type JournalPort } from '../../src/lib/scheduler-core.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 
-class FakePeer implements Peer {
-  sent: Message[] = [];
-  writableLength = 0;
-  send(msg: Message): void {
-    this.sent.push(msg);
-  }
-  take<T extends Message['type']>(type: T): Extract<Message, { type: T }>[] {
-    const out = this.sent.filter((m): m is Extract<Message, { type: T }> => m.type === type);
-    this.sent = this.sent.filter((m) => m.type !== type);
-    return out;
-  }
-}
 
 /** A journal whose appends wait until the test settles them, in order. */
 class FakeJournal implements JournalPort {

@@ -8,7 +8,7 @@
  */
 import { TaskwireError } from '../errors.js';
 import { encodeArgs } from '../jobs.js';
-import { DEFAULT_RETRIES, JOB_STATES, LIST_MAX_LIMIT, U32_MAX, type JobInfo, type JobState, type ListPage, type RetryManyResult } from '../protocol.js';
+import { DEFAULT_RETRIES, JOB_STATES, LIST_MAX_LIMIT, U32_MAX, type JobInfo, type JobState, type ListPage, type RetryManyResult, type SubmitMessage } from '../protocol.js';
 import type { BridgeSession } from './core-bridge.js';
 import { argsPreview, jobJson } from './job-json.js';
 import { bodyInt, bodyString, jobIdParam, nameParam, queryEnum, queryInt } from './params.js';
@@ -22,16 +22,7 @@ const TIER_PRIORITY: Readonly<Record<string, number>> = { paid: 10, free: 0 };
 const MAX_RETRIES = 0xfffe;
 
 /** The submit fields of a POST /api/jobs body, validated, as wire SUBMIT fields. */
-function submitFields(body: Record<string, unknown>): {
-  kind: string;
-  args: Buffer;
-  priority: number;
-  timeoutMs: number;
-  maxRetries: number;
-  estMs: number;
-  delayMs: number;
-  key: string;
-} {
+function submitFields(body: Record<string, unknown>): Pick<SubmitMessage, 'kind' | 'args' | 'priority' | 'timeoutMs' | 'maxRetries' | 'estMs' | 'delayMs' | 'key'> {
   const kind = nameParam('"kind"', bodyString(body, 'kind', ''));
   if (body['args'] !== undefined && body['argsBase64'] !== undefined) {
     throw new HttpError('INVALID_ARGUMENT', 'give "args" or "argsBase64", not both');
