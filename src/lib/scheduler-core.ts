@@ -732,14 +732,19 @@ export class SchedulerCore {
     s.started = 0;
     s.prefetchQueue = [];
     s.prefetchHead = 0;
+    let requeued = false;
     for (const job of lost) {
       // A prefetched job never started there: queued again, no attempt charged.
-      if (this.#frozen || (job.flags & PREFETCHED_FLAG) !== 0) this.#requeueUncharged(job);
-      else {
+      if (this.#frozen || (job.flags & PREFETCHED_FLAG) !== 0) {
+        this.#requeueUncharged(job);
+        requeued = true;
+      } else {
         job.kind.attemptsFailedLost++;
         this.#attemptFailed(job, `worker ${s.name} lost: ${reason}`, false);
       }
     }
+    // Re-queued jobs go to the other workers now, not at the next event.
+    if (requeued && !this.#frozen) for (const k of s.kinds) this.#dispatchKind(k);
     for (const k of s.kinds) this.#maybeForget(k);
   }
 

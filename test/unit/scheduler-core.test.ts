@@ -4,7 +4,6 @@ import { FakePeer } from '../helpers/fake-peer.js';
 import type { JournalRecord } from '../../src/lib/journal-records.js';
 import { DEFAULT_RETRIES, type Message, type SubmitMessage } from '../../src/lib/protocol.js';
 
-
 function setup(opts: CoreOptions = {}) {
   let now = 1_000_000;
   const core = new SchedulerCore({ now: () => now, random: () => 0.5, retryBaseMs: 100, retryMaxMs: 1000, ...opts });

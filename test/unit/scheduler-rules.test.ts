@@ -473,6 +473,21 @@ describe('prefetch (PROTOCOL.md §5.4)', () => {
     expect(w.session.prefetchNow).toBe(1);
   });
 
+  it('hands a lost worker’s prefetched jobs to an idle worker at once', () => {
+    const t = setup();
+    for (let i = 0; i < 4; i++) t.submit('k', String(i));
+    const a = prefetching(t, 'A', ['k'], 1, 8);
+    const b = prefetching(t, 'B', ['k'], 1, 8);
+    // B stole A's next job when it connected; A still holds two prefetched ones.
+    a.peer.take('ASSIGN');
+    b.peer.take('ASSIGN');
+    t.core.handleWorker(b.session, RESULT([...b.session.running][0]!.id, 1));
+    b.peer.take('ASSIGN');
+    const before = b.session.held.size;
+    t.core.closeSession(a.session, 'gone');
+    expect(b.session.held.size).toBeGreaterThan(before);
+  });
+
   it('queues a lost worker’s prefetched jobs again without charging an attempt', () => {
     const t = setup();
     for (let i = 0; i < 3; i++) t.submit('k', String(i), { maxRetries: 0 });
