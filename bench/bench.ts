@@ -1,8 +1,11 @@
 /**
  * `npm run bench`: taskwire's throughput, latency, memory and journal
- * figures, next to a raw-TCP baseline measured in the same run (issue 5,
- * docs/PERFORMANCE.md). Starts every process it needs itself, on loopback
- * port 0, and kills them all at the end (also on errors and SIGINT).
+ * figures, next to a raw-TCP baseline measured in the same run (issues 5
+ * and 9, docs/PERFORMANCE.md). Throughput is measured first as a user gets
+ * it: CLI workers with no tuning flag, fresh processes, no warm-up; every
+ * other configuration (`--tuned`, `--concurrency`, `--warmup`, `--tls`) is
+ * labelled with its settings. Starts every process it needs itself, on
+ * loopback port 0, and kills them all at the end (also on errors and SIGINT).
  *
  * Progress goes to stderr; results to stdout as a table, or one JSON
  * object with `--json`. Exits 1 if a phase fails or a result is wrong
@@ -16,8 +19,9 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Client as ClientClass, SubmitItem } from '../src/client.js';
+import type { Client as ClientClass, ConnectOptions, SubmitItem } from '../src/client.js';
 import { FrameScanner, makeFrame } from './framing.js';
+import { makeBenchPki, removeBenchPki, type BenchPki } from './pki.js';
 import { cpuOf, entryOf, installCleanup, killAll, peakRssOf, ROOT, rssOf, spawnNode, type Proc, type Runtime } from './procs.js';
 import type { BaselineResult, JournalModeResult, JournalResult, LatencyResult, MemoryResult, ProcCpu, Report, Target, ThroughputResult } from './report.js';
 import { fmtBytes, fmtInt, fmtRatio, percentiles, round } from './stats.js';
@@ -31,12 +35,21 @@ const GIB = 1024 * MIB;
 const PHASES = ['baseline', 'throughput', 'latency', 'memory', 'journal'] as const;
 type Phase = (typeof PHASES)[number];
 
+/** The `--tuned` configuration: deep pipelines and a warm JIT (issue 5's old defaults). */
+const TUNED_CONCURRENCY = 64;
+
 interface Options {
   n: number;
   workers: number;
-  concurrency: number;
+  /** Worker `--concurrency`; undefined: the flag is not passed, the worker's default applies. */
+  concurrency: number | undefined;
   window: number;
   warmup: number;
+  /** Also run the tuned configuration (c=64, `tunedWarmup` warm-up jobs). */
+  tuned: boolean;
+  tunedWarmup: number;
+  /** Scheduler, workers and clients over TLS (throwaway certificates); the echo baseline stays plain. */
+  tls: boolean;
   latencyN: number;
   latencyWarmup: number;
   memoryJobs: number;
@@ -60,9 +73,15 @@ Measures taskwire end to end against a raw TCP baseline (docs/PERFORMANCE.md).
 Options:
   --n N                 jobs in the throughput phase (default 100000)
   --workers W           worker processes (default 2)
-  --concurrency C       jobs in flight per worker (default 64)
+  --concurrency C       worker --concurrency (default: not passed, the worker's own
+                        default, 4; the worker's default --prefetch always applies)
   --window N            client pipelining window, jobs in flight (default 10000)
-  --warmup N            warm-up jobs before the throughput phase (default 10000)
+  --warmup N            warm-up jobs before the throughput phase (default 0: cold)
+  --tuned               also measure a tuned throughput configuration: concurrency ${TUNED_CONCURRENCY},
+                        warm-up 10000 jobs (labelled "tuned" in the report)
+  --tls                 scheduler, workers and clients over TLS, with a throwaway CA and
+                        certificate made by the openssl binary (the echo baseline stays
+                        plain TCP)
   --latency-n N         sequential round trips measured (default 5000)
   --latency-warmup N    ... after this many unmeasured ones (default 5000; the JIT
                         needs a few thousand round trips to settle)
@@ -71,7 +90,7 @@ Options:
   --journal-always-n N  jobs with --fsync always (one fsync each) (default 5000)
   --baseline-n N        messages of the echo baseline (default 500000)
   --payload-bytes N     sha256 input size, bytes (default 32); larger sizes scale the
-                        defaults of --n, --window, --warmup, --memory-jobs and
+                        defaults of --n, --window, the tuned warm-up, --memory-jobs and
                         --journal-n down (at most ~2 GiB through the scheduler)
   --runtime tsx|dist    run src/*.ts via tsx (default) or the built dist/*.js
   --skip LIST           phases to skip: ${PHASES.join(',')}
@@ -104,6 +123,8 @@ function parseOptions(argv: string[]): Options {
       skip: { type: 'string' },
       profile: { type: 'string' },
       'worker-script': { type: 'string' },
+      tuned: { type: 'boolean' },
+      tls: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -133,9 +154,12 @@ function parseOptions(argv: string[]): Options {
   return {
     n: int('n', values.n, scaled(100_000, 2 * GIB), 1),
     workers: int('workers', values.workers, 2, 1),
-    concurrency: int('concurrency', values.concurrency, 64, 1),
+    concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 0, 1),
     window: int('window', values.window, Math.max(64, scaled(10_000, 64 * MIB)), 1),
-    warmup: int('warmup', values.warmup, scaled(10_000, 256 * MIB)),
+    warmup: int('warmup', values.warmup, 0),
+    tuned: values.tuned ?? false,
+    tunedWarmup: scaled(10_000, 256 * MIB),
+    tls: values.tls ?? false,
     latencyN: int('latency-n', values['latency-n'], 5_000, 1),
     latencyWarmup: int('latency-warmup', values['latency-warmup'], 5_000),
     memoryJobs: int('memory-jobs', values['memory-jobs'], scaled(1_000_000, 512 * MIB), 1),
@@ -157,27 +181,44 @@ function parseOptions(argv: string[]): Options {
 /** The client library under test: src/ through tsx, or dist/ with --runtime dist (set in main). */
 let Client: typeof ClientClass;
 
+/** With --tls: the throwaway CA and scheduler certificate (made in main, deleted at the end). */
+let pki: BenchPki | undefined;
+
+/** Connects a bench client to `address`, over TLS (verified against the bench CA) with --tls. */
+function connectClient(address: string, name: string): Promise<ClientClass> {
+  const o: ConnectOptions = { name };
+  if (pki !== undefined) o.tls = { ca: readFileSync(pki.ca) };
+  return Client.connect(address, o);
+}
+
+/** Scheduler command-line flags for TLS (none without --tls). */
+function schedulerTlsArgs(): string[] {
+  return pki === undefined ? [] : ['--tls-cert', pki.cert, '--tls-key', pki.key];
+}
+
 async function loadClient(runtime: Runtime): Promise<typeof ClientClass> {
   if (runtime === 'tsx') return (await import('../src/client.js')).Client;
   const mod = (await import(pathToFileURL(join(ROOT, 'dist/client.js')).href)) as typeof import('../src/client.js');
   return mod.Client;
 }
 
-/** Share of all CPU time that was busy (not idle or iowait) over the next `ms`, from /proc/stat; 0 elsewhere. */
+/** CPU time of the whole machine so far, in USER_HZ ticks summed over CPUs: busy (not idle or iowait) and total; 0s elsewhere. */
+function machineCpu(): { busy: number; total: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+/** Share of all CPU time that was busy over the next `ms`, from /proc/stat; 0 elsewhere. */
 async function cpuBusyShare(ms: number): Promise<number> {
-  const sample = (): { busy: number; total: number } => {
-    try {
-      const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-      const v = line.trim().split(/\s+/).slice(1).map(Number);
-      const total = v.reduce((a, b) => a + b, 0);
-      return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-    } catch {
-      return { busy: 0, total: 0 };
-    }
-  };
-  const a = sample();
+  const a = machineCpu();
   await new Promise((resolve) => setTimeout(resolve, ms));
-  const b = sample();
+  const b = machineCpu();
   return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
 }
 
@@ -238,31 +279,27 @@ function stop(opts: Options, proc: Proc): Promise<void> {
 
 async function startScheduler(opts: Options, extra: string[] = [], label = 'scheduler'): Promise<{ proc: Proc; address: string }> {
   const entry = entryOf(opts.runtime, 'src/server.ts', profileArgs(opts, label));
-  const proc = spawnNode(label, entry, ['--port', '0', '--log-level', 'error', ...extra]);
+  const proc = spawnNode(label, entry, ['--port', '0', '--log-level', 'error', ...schedulerTlsArgs(), ...extra]);
   const m = await proc.waitFor(/taskwire scheduler listening on (\S+):(\d+)/);
   return { proc, address: `127.0.0.1:${m[2]}` };
 }
 
-async function startWorker(opts: Options, address: string, name: string, concurrency: number): Promise<Proc> {
+/**
+ * Starts a worker as a user would: `-c sha256` and no tuning flag, except
+ * `--concurrency` when `concurrency` is given (undefined: the worker's default).
+ */
+async function startWorker(opts: Options, address: string, name: string, concurrency: number | undefined): Promise<Proc> {
+  const args = ['--server', address, '--name', name, '-c', 'sha256', '--log-level', 'error'];
+  if (concurrency !== undefined) args.push('--concurrency', String(concurrency));
+  if (pki !== undefined) args.push('--tls', '--tls-ca', pki.ca);
   const proc = spawnNode(name, (opts.workerScript.startsWith('src/')
     ? entryOf(opts.runtime, opts.workerScript, profileArgs(opts, name))
-    : entryOf('tsx', opts.workerScript, profileArgs(opts, name))), [
-    '--server',
-    address,
-    '--name',
-    name,
-    '-c',
-    'sha256',
-    '--concurrency',
-    String(concurrency),
-    '--log-level',
-    'error',
-  ]);
+    : entryOf('tsx', opts.workerScript, profileArgs(opts, name))), args);
   await proc.waitFor(/taskwire worker \S+ connected to/);
   return proc;
 }
 
-async function startCluster(opts: Options, label: string, workers: number, concurrency: number): Promise<Cluster> {
+async function startCluster(opts: Options, label: string, workers: number, concurrency: number | undefined): Promise<Cluster> {
   const { proc, address } = await startScheduler(opts, [], `scheduler (${label})`);
   const ws = await Promise.all(
     Array.from({ length: workers }, (_, i) => startWorker(opts, address, `${label}-w${i + 1}`, concurrency)),
@@ -372,43 +409,75 @@ async function runBaseline(opts: Options): Promise<BaselineResult> {
 // ---------------------------------------------------------------------------
 // Phase: throughput
 
+/** One throughput configuration; each runs on fresh processes. */
+interface ThroughputConfig {
+  /** 'defaults' (what a user gets first), 'tuned' (--tuned), or 'custom' (--concurrency, --warmup or --worker-script given). */
+  name: ThroughputResult['config'];
+  /** Worker `--concurrency`; undefined: not passed. */
+  concurrency: number | undefined;
+  warmup: number;
+}
 
+/** The configurations this run measures, the first one first: the defaults unless overridden. */
+function throughputConfigs(opts: Options): ThroughputConfig[] {
+  const first: ThroughputConfig = {
+    // The defaults are the real worker CLI's: mini-worker's own differ.
+    name: opts.concurrency === undefined && opts.warmup === 0 && opts.workerScript === 'src/worker.ts' ? 'defaults' : 'custom',
+    concurrency: opts.concurrency,
+    warmup: opts.warmup,
+  };
+  return opts.tuned ? [first, { name: 'tuned', concurrency: TUNED_CONCURRENCY, warmup: opts.tunedWarmup }] : [first];
+}
 
-async function runThroughput(opts: Options): Promise<ThroughputResult> {
+/** The settings a throughput result's rows carry, e.g. `defaults: c=4, no warm-up, tls`. */
+function throughputLabel(r: ThroughputResult): string {
+  const settings = [`c=${r.concurrency}`, r.warmup === 0 ? 'no warm-up' : `warm-up ${r.warmup}`];
+  if (r.tls) settings.push('tls');
+  return r.config === 'custom' ? settings.join(', ') : `${r.config}: ${settings.join(', ')}`;
+}
+
+async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<ThroughputResult> {
   // Inputs and their digests first: hashing gigabytes while connected would block the
   // client's event loop past the heartbeat deadline.
   const inputs = Array.from({ length: opts.n }, (_, i) => makeInput(i, opts.payloadBytes));
   const expected = inputs.map(sha256Hex);
   const items: SubmitItem[] = inputs.map((args) => ({ kind: 'sha256', args }));
-  log(`throughput: starting a scheduler and ${opts.workers} worker(s), concurrency ${opts.concurrency}`);
-  const cluster = await startCluster(opts, 'throughput', opts.workers, opts.concurrency);
+  const what = cfg.concurrency === undefined ? 'worker defaults' : `--concurrency ${cfg.concurrency}`;
+  log(`throughput (${cfg.name}): starting a scheduler and ${opts.workers} worker(s), ${what}${pki === undefined ? '' : ', TLS'}`);
+  const cluster = await startCluster(opts, `throughput-${cfg.name}`, opts.workers, cfg.concurrency);
   try {
-    const client = await Client.connect(cluster.address, { name: 'bench' });
+    const client = await connectClient(cluster.address, 'bench');
     const ws = await client.workers();
     if (ws.length !== opts.workers) throw new Error(`expected ${opts.workers} workers, the scheduler has ${ws.length}`);
-    if (opts.warmup > 0) {
-      log(`throughput: warm-up, ${fmtInt(opts.warmup)} jobs`);
-      const warm = await client.submitMany(sha256Items(opts.warmup, opts.payloadBytes, 1_000_000_000), { window: opts.window });
+    if (cfg.warmup > 0) {
+      log(`throughput (${cfg.name}): warm-up, ${fmtInt(cfg.warmup)} jobs`);
+      const warm = await client.submitMany(sha256Items(cfg.warmup, opts.payloadBytes, 1_000_000_000), { window: opts.window });
       const bad = warm.filter((r) => r instanceof Error).length;
       if (bad > 0) throw new Error(`warm-up: ${bad} jobs failed: ${String(warm.find((r) => r instanceof Error))}`);
     }
     const procs: Proc[] = [cluster.scheduler, ...cluster.workers];
     const cpu0 = procs.map((p) => cpuOf(p.pid));
     const self0 = process.cpuUsage();
-    log(`throughput: ${fmtInt(opts.n)} sha256 jobs of ${opts.payloadBytes} bytes, window ${opts.window}`);
+    const machine0 = machineCpu();
+    log(`throughput (${cfg.name}): ${fmtInt(opts.n)} sha256 jobs of ${opts.payloadBytes} bytes, window ${opts.window}`);
     const t0 = process.hrtime.bigint();
     const results = await client.submitMany(items, { window: opts.window });
     const elapsed = secondsSince(t0);
     const self1 = process.cpuUsage(self0);
+    const machine1 = machineCpu();
     const cpuRow = (name: string, userMs: number, sysMs: number): ProcCpu => {
       const ms = userMs + sysMs;
-      return { name, cpuMs: round(ms), sysShare: round(sysMs / ms, 3), cores: round(ms / 1000 / elapsed, 3), usPerJob: round((ms * 1000) / opts.n, 3) };
+      return { name, cpuMs: round(ms), sysShare: ms > 0 ? round(sysMs / ms, 3) : 0, cores: round(ms / 1000 / elapsed, 3), usPerJob: round((ms * 1000) / opts.n, 3) };
     };
     const cpu = procs.map((p, i): ProcCpu => {
       const now = cpuOf(p.pid);
       return cpuRow(i === 0 ? 'scheduler' : `worker ${i}`, now.userMs - cpu0[i]!.userMs, now.sysMs - cpu0[i]!.sysMs);
     });
     cpu.unshift(cpuRow('client', self1.user / 1000, self1.system / 1000));
+    // Busy CPU time of the machine not spent by the bench's processes (USER_HZ is 100 on Linux):
+    // another tenant's work during the measurement, which the jobs/s figure silently absorbs.
+    const ourMs = cpu.reduce((sum, c) => sum + c.cpuMs, 0);
+    const otherCores = machine1.total > machine0.total ? Math.max(0, ((machine1.busy - machine0.busy) * 10 - ourMs) / 1000 / elapsed) : NaN;
     let verified = 0;
     let failed = 0;
     let wrong = 0;
@@ -425,12 +494,19 @@ async function runThroughput(opts: Options): Promise<ThroughputResult> {
         firstProblem ||= `job ${i}: got ${r.text()}, expected ${expected[i]}`;
       }
     }
-    if (verified !== opts.n) log(`throughput: ${failed} failed, ${wrong} wrong; first: ${firstProblem}`);
+    if (verified !== opts.n) log(`throughput (${cfg.name}): ${failed} failed, ${wrong} wrong; first: ${firstProblem}`);
     await client.close({ timeoutMs: 2_000 });
+    // What the workers declared, as the scheduler saw it: the truth even when no flag was passed.
+    const declared = ws[0]!;
     return {
+      config: cfg.name,
+      tls: pki !== undefined,
       n: opts.n,
       workers: opts.workers,
-      concurrency: opts.concurrency,
+      concurrency: declared.concurrency,
+      concurrencyFlag: cfg.concurrency ?? null,
+      prefetch: declared.prefetch ?? 0,
+      warmup: cfg.warmup,
       window: opts.window,
       payloadBytes: opts.payloadBytes,
       elapsedMs: round(elapsed * 1000),
@@ -439,6 +515,8 @@ async function runThroughput(opts: Options): Promise<ThroughputResult> {
       failed,
       wrong,
       cpu,
+      usPerJobTotal: round(cpu.reduce((sum, c) => sum + c.usPerJob, 0), 3),
+      otherCores: round(otherCores, 3),
       schedulerRssBytes: rssOf(cluster.scheduler.pid),
       schedulerPeakRssBytes: peakRssOf(cluster.scheduler.pid),
     };
@@ -457,7 +535,7 @@ async function runLatency(opts: Options): Promise<LatencyResult> {
   log('latency: starting a scheduler and 1 worker');
   const cluster = await startCluster(opts, 'latency', 1, opts.concurrency);
   try {
-    const client = await Client.connect(cluster.address, { name: 'bench-latency' });
+    const client = await connectClient(cluster.address, 'bench-latency');
     const warmInput = makeInput(7, opts.payloadBytes);
     const warmExpected = sha256Hex(warmInput);
     for (let i = 0; i < opts.latencyWarmup; i++) {
@@ -503,12 +581,13 @@ async function readMem(host: Proc, seq: number): Promise<MemSample> {
 async function runMemory(opts: Options): Promise<MemoryResult> {
   log('memory: starting a scheduler (with --expose-gc), no worker');
   const maxQueued = Math.max(2_000_000, opts.memoryJobs + 10_000);
-  const host = spawnNode('scheduler (memory)', entryOf('tsx', 'bench/scheduler-host.ts', ['--expose-gc', ...profileArgs(opts, 'scheduler-memory')]), [String(maxQueued)], {
+  const tlsFiles = pki === undefined ? [] : [pki.cert, pki.key];
+  const host = spawnNode('scheduler (memory)', entryOf('tsx', 'bench/scheduler-host.ts', ['--expose-gc', ...profileArgs(opts, 'scheduler-memory')]), [String(maxQueued), ...tlsFiles], {
     stdin: true,
   });
   try {
     const m = await host.waitFor(/taskwire scheduler listening on (\S+):(\d+)/);
-    const client = await Client.connect(`127.0.0.1:${m[2]}`, { name: 'bench-memory' });
+    const client = await connectClient(`127.0.0.1:${m[2]}`, 'bench-memory');
     // Warm up before the "before" reading: the submit path, the connection's buffers, and V8's
     // young generation, which grows to its working size (~30 MiB) under any sustained load and
     // stays there. That fixed cost is not per queued job; newSpace* in the result shows it.
@@ -558,7 +637,7 @@ async function runJournalMode(opts: Options, mode: JournalModeResult['mode'], jo
   const extra = dir === undefined ? [] : ['--data-dir', dir, '--fsync', mode];
   const { proc, address } = await startScheduler(opts, extra, `scheduler (${mode})`);
   try {
-    const client = await Client.connect(address, { name: 'bench-journal' });
+    const client = await connectClient(address, 'bench-journal');
     const warm = Math.min(1_000, jobs);
     await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 2_000_000_000), { window: opts.window });
     log(`journal: ${mode === 'memory' ? 'memory only' : `--fsync ${mode}`}, ${fmtInt(jobs)} submissions`);
@@ -615,45 +694,59 @@ function printTable(r: Report): void {
     const t = r.targets.find((x) => x.name === name);
     return t === undefined ? '' : `${t.target} ${t.ok ? 'ok' : 'MISSED'}`;
   };
+  // Every phase but the echo names its transport when it is TLS; the echo says it is plain.
+  const tls = r.tls ? ' (tls)' : '';
   const b = r.baseline;
   if (b) {
-    rows.push(['baseline', `echo msgs/s (${b.payloadBytes} B, pipelined)`, fmtInt(b.msgsPerSec), '1', '']);
-    rows.push(['baseline', 'echo round trip p50 / p99 / max µs', `${fmtInt(b.rttUs.p50)} / ${fmtInt(b.rttUs.p99)} / ${fmtInt(b.rttUs.max)}`, '1', '']);
+    const phase = r.tls ? 'baseline (plain TCP)' : 'baseline';
+    rows.push([phase, `echo msgs/s (${b.payloadBytes} B, pipelined)`, fmtInt(b.msgsPerSec), '1', '']);
+    rows.push([phase, 'echo round trip p50 / p99 / max µs', `${fmtInt(b.rttUs.p50)} / ${fmtInt(b.rttUs.p99)} / ${fmtInt(b.rttUs.max)}`, '1', '']);
   }
-  const tp = r.throughput;
-  if (tp) {
+  for (const tp of [r.throughput, r.tuned]) {
+    if (!tp) continue;
+    const phase = `throughput (${throughputLabel(tp)})`;
     rows.push([
-      'throughput',
+      phase,
       `jobs/s end to end (N=${tp.n}, W=${tp.workers}, c=${tp.concurrency}, ${tp.payloadBytes} B)`,
       fmtInt(tp.jobsPerSec),
       fmtRatio(tp.ratioToBaseline),
-      mark('throughput jobs/s'),
+      tp === r.throughput ? mark('throughput jobs/s') : '',
     ]);
-    rows.push(['throughput', 'results verified', `${fmtInt(tp.verified)} / ${fmtInt(tp.n)}`, '', '']);
-    rows.push(['throughput', 'CPU cores busy', tp.cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(', '), '', '']);
-    rows.push(['throughput', 'CPU µs per job (% in kernel)', tp.cpu.map((c) => `${c.name} ${c.usPerJob.toFixed(1)} (${Math.round(c.sysShare * 100)}%)`).join(', '), '', '']);
+    rows.push([phase, 'results verified', `${fmtInt(tp.verified)} / ${fmtInt(tp.n)}`, '', '']);
+    const flags = tp.concurrencyFlag === null ? 'no flags' : `--concurrency ${tp.concurrencyFlag}`;
+    rows.push([phase, 'workers as declared', `${flags}: concurrency ${tp.concurrency}, prefetch ${tp.prefetch}`, '', '']);
+    const others = Number.isNaN(tp.otherCores) ? '' : `; other processes ${tp.otherCores.toFixed(2)}`;
+    rows.push([phase, 'CPU cores busy', tp.cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(', ') + others, '', '']);
+    rows.push([
+      phase,
+      'CPU µs per job (% in kernel)',
+      `total ${tp.usPerJobTotal.toFixed(1)}: ${tp.cpu.map((c) => `${c.name} ${c.usPerJob.toFixed(1)} (${Math.round(c.sysShare * 100)}%)`).join(', ')}`,
+      '',
+      '',
+    ]);
   }
   const l = r.latency;
   if (l) {
-    rows.push(['latency', 'submit-and-wait p50 µs', fmtInt(l.us.p50), fmtRatio(l.p50RatioToBaseline), mark('latency p50 µs')]);
-    rows.push(['latency', 'submit-and-wait p99 µs', fmtInt(l.us.p99), fmtRatio(l.p99RatioToBaseline), mark('latency p99 µs')]);
-    rows.push(['latency', 'submit-and-wait max µs', fmtInt(l.us.max), '', '']);
+    rows.push([`latency${tls}`, 'submit-and-wait p50 µs', fmtInt(l.us.p50), fmtRatio(l.p50RatioToBaseline), mark('latency p50 µs')]);
+    rows.push([`latency${tls}`, 'submit-and-wait p99 µs', fmtInt(l.us.p99), fmtRatio(l.p99RatioToBaseline), mark('latency p99 µs')]);
+    rows.push([`latency${tls}`, 'submit-and-wait max µs', fmtInt(l.us.max), '', '']);
   }
   const m = r.memory;
   if (m) {
-    rows.push(['memory', `bytes per queued job (RSS, ${fmtInt(m.jobs)} jobs on ${fmtInt(m.warmupJobs)})`, fmtInt(m.bytesPerJobRss), '', mark('bytes per queued job')]);
-    rows.push(['memory', 'bytes per queued job (JS heap)', fmtInt(m.bytesPerJobHeap), '', '']);
-    rows.push(['memory', 'scheduler RSS before / after / peak', `${fmtBytes(m.rssBeforeBytes)} / ${fmtBytes(m.rssAfterBytes)} / ${fmtBytes(m.peakRssBytes)}`, '', '']);
-    rows.push(['memory', 'V8 young generation before / after', `${fmtBytes(m.newSpaceBeforeBytes)} / ${fmtBytes(m.newSpaceAfterBytes)}`, '', '']);
-    rows.push(['memory', 'enqueue acks/s while filling', fmtInt(m.enqueuePerSec), '', '']);
+    const phase = `memory${tls}`;
+    rows.push([phase, `bytes per queued job (RSS, ${fmtInt(m.jobs)} jobs on ${fmtInt(m.warmupJobs)})`, fmtInt(m.bytesPerJobRss), '', mark('bytes per queued job')]);
+    rows.push([phase, 'bytes per queued job (JS heap)', fmtInt(m.bytesPerJobHeap), '', '']);
+    rows.push([phase, 'scheduler RSS before / after / peak', `${fmtBytes(m.rssBeforeBytes)} / ${fmtBytes(m.rssAfterBytes)} / ${fmtBytes(m.peakRssBytes)}`, '', '']);
+    rows.push([phase, 'V8 young generation before / after', `${fmtBytes(m.newSpaceBeforeBytes)} / ${fmtBytes(m.newSpaceAfterBytes)}`, '', '']);
+    rows.push([phase, 'enqueue acks/s while filling', fmtInt(m.enqueuePerSec), '', '']);
   }
   const j = r.journal;
   if (j) {
-    if (j.skipped !== undefined) rows.push(['journal', 'skipped', j.skipped, '', '']);
+    if (j.skipped !== undefined) rows.push([`journal${tls}`, 'skipped', j.skipped, '', '']);
     for (const mode of j.modes) {
       const what = mode.mode === 'memory' ? 'memory only' : `--fsync ${mode.mode}`;
       rows.push([
-        'journal',
+        `journal${tls}`,
         `submit acks/s, ${what} (${fmtInt(mode.jobs)} jobs)`,
         fmtInt(mode.acksPerSec),
         fmtRatio(j.ratioToBaseline[mode.mode] ?? NaN),
@@ -685,6 +778,15 @@ async function main(): Promise<number> {
   }
   installCleanup();
   Client = await loadClient(opts.runtime);
+  try {
+    if (opts.tls) pki = makeBenchPki();
+    return await runAll(opts);
+  } finally {
+    removeBenchPki(pki);
+  }
+}
+
+async function runAll(opts: Options): Promise<number> {
   if (opts.runtime === 'dist' && newestMtime(join(ROOT, 'src')) > statSync(join(ROOT, 'dist/server.js')).mtimeMs) {
     log('warning: src/ is newer than dist/: run `npm run build` first, or this measures old code');
   }
@@ -698,8 +800,18 @@ async function main(): Promise<number> {
   if (!haveWorker && (run('throughput') || run('latency'))) notes.push(`${opts.workerScript} does not exist (yet): throughput and latency skipped`);
   if (opts.workerScript !== 'src/worker.ts') notes.push(`workers: ${opts.workerScript}, not the real worker`);
 
+  if (opts.tls) notes.push('scheduler, workers and clients spoke TLS (throwaway P-256 certificates); the echo baseline is plain TCP');
+  if (opts.workerScript !== 'src/worker.ts' && opts.concurrency === undefined) notes.push(`${opts.workerScript} runs at its own default concurrency`);
+
   const baseline = run('baseline') ? await runBaseline(opts) : null;
-  const throughput = run('throughput') && haveWorker ? await runThroughput(opts) : null;
+  const tps: ThroughputResult[] = [];
+  if (run('throughput') && haveWorker) {
+    for (const cfg of throughputConfigs(opts)) tps.push(await runThroughput(opts, cfg));
+  }
+  for (const tp of tps) {
+    if (tp.otherCores > 0.1) notes.push(`other processes kept ${tp.otherCores.toFixed(2)} cores busy during throughput (${throughputLabel(tp)}): its jobs/s is low`);
+  }
+  const [throughput, tuned] = [tps[0] ?? null, tps.find((t) => t.config === 'tuned') ?? null];
   const latency = run('latency') && haveWorker ? await runLatency(opts) : null;
   const memory = run('memory') ? await runMemory(opts) : null;
   const journal = run('journal') ? await runJournal(opts) : null;
@@ -718,8 +830,10 @@ async function main(): Promise<number> {
     },
     options: { ...opts, skip: [...opts.skip] },
     durationMs: Math.round(secondsSince(started) * 1000),
+    tls: opts.tls,
     baseline,
     throughput: throughput && { ...throughput, ratioToBaseline: round(throughput.jobsPerSec / base, 3) },
+    tuned: tuned && { ...tuned, ratioToBaseline: round(tuned.jobsPerSec / base, 3) },
     latency: latency && {
       ...latency,
       p50RatioToBaseline: round(latency.us.p50 / (baseline?.rttUs.p50 ?? NaN), 3),
@@ -739,7 +853,7 @@ async function main(): Promise<number> {
 
   // Wrong answers are a failure of the run; a slow one is not.
   let code = 0;
-  if (throughput && throughput.verified !== throughput.n) code = 1;
+  for (const tp of tps) if (tp.verified !== tp.n) code = 1;
   if (latency && latency.verified !== latency.n) code = 1;
   if (memory && memory.queuedReported !== memory.jobs) {
     log(`memory: the scheduler reports ${memory.queuedReported} queued, expected ${memory.jobs}`);

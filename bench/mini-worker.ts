@@ -6,7 +6,7 @@
  * client be profiled on their own. Same command line and ready line as
  * `taskwire-worker`:
  *
- *   node --import tsx bench/mini-worker.ts --server H:P --name W -c sha256 --concurrency N
+ *   node --import tsx bench/mini-worker.ts --server H:P --name W -c sha256 --concurrency N [--tls --tls-ca FILE]
  */
 import { hash } from 'node:crypto';
 import { connect } from 'node:net';
@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { parseAddress } from '../src/lib/cli.js';
 import { Connection } from '../src/lib/connection.js';
 import { PROTOCOL_VERSION, type Message } from '../src/lib/protocol.js';
+import { connectTls, tlsFromFiles } from '../src/lib/tls.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,13 +23,16 @@ const { values } = parseArgs({
     c: { type: 'string', short: 'c' },
     concurrency: { type: 'string' },
     'log-level': { type: 'string' }, // accepted for the same command line; this worker logs errors only
+    tls: { type: 'boolean' },
+    'tls-ca': { type: 'string' },
   },
 });
 const { host, port } = parseAddress(values.server ?? '127.0.0.1:9001');
 const name = values.name ?? 'mini-worker';
 const concurrency = Number(values.concurrency ?? 64);
 
-const socket = connect({ host, port });
+const tlsCa = values['tls-ca'];
+const socket = values.tls === true ? connectTls(host, port, tlsFromFiles(tlsCa === undefined ? {} : { ca: tlsCa })) : connect({ host, port });
 let running = 0;
 const conn = new Connection(socket, {
   onMessage(msg: Message) {

@@ -24,9 +24,24 @@ export interface ProcCpu {
 }
 
 export interface ThroughputResult {
+  /**
+   * 'defaults': workers started with no tuning flag, fresh processes, no
+   * warm-up (what a user gets first); 'tuned': `--tuned` (c=64, warm-up);
+   * 'custom': `--concurrency`, `--warmup` or `--worker-script` given.
+   */
+  config: 'defaults' | 'tuned' | 'custom';
+  /** Scheduler, workers and client spoke TLS (`--tls`). */
+  tls: boolean;
   n: number;
   workers: number;
+  /** Concurrency each worker declared (HELLO, as the scheduler's WORKERS reply shows it). */
   concurrency: number;
+  /** The `--concurrency` passed to the workers; null: none (the worker's default). */
+  concurrencyFlag: number | null;
+  /** Prefetch each worker declared (its default; the scheduler sizes the window in use by run time). */
+  prefetch: number;
+  /** Jobs run before the measured ones, on the same processes. */
+  warmup: number;
   window: number;
   payloadBytes: number;
   elapsedMs: number;
@@ -34,7 +49,16 @@ export interface ThroughputResult {
   verified: number;
   failed: number;
   wrong: number;
+  /** Client, scheduler and worker processes, in that order. */
   cpu: ProcCpu[];
+  /** Sum of `cpu[].usPerJob`: the whole system's CPU per job. */
+  usPerJobTotal: number;
+  /**
+   * Cores' worth of busy CPU time the machine spent on anything but the
+   * bench's processes while the jobs ran (from /proc/stat; NaN elsewhere):
+   * above ~0.1, other work shared the cores and jobs/s is low by about that share.
+   */
+  otherCores: number;
   schedulerRssBytes: number;
   schedulerPeakRssBytes: number;
 }
@@ -98,8 +122,14 @@ export interface Report {
   machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string; platform: string; loadAvg1m: number; busyAtStart: number };
   options: Record<string, unknown>;
   durationMs: number;
+  /** Everything but the echo baseline ran over TLS (`--tls`). */
+  tls: boolean;
+  /** The plain-TCP echo: never over TLS. */
   baseline: BaselineResult | null;
+  /** The first configuration: the defaults, unless `--concurrency` or `--warmup` changed it. */
   throughput: (ThroughputResult & { ratioToBaseline: number }) | null;
+  /** With `--tuned`: concurrency 64 and a warm-up, on fresh processes after the first. */
+  tuned: (ThroughputResult & { ratioToBaseline: number }) | null;
   latency: (LatencyResult & { p50RatioToBaseline: number; p99RatioToBaseline: number }) | null;
   memory: MemoryResult | null;
   journal: (JournalResult & { ratioToBaseline: Record<string, number> }) | null;

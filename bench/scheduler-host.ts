@@ -5,14 +5,17 @@
  * heap from inside. Commands, one per stdin line:
  *   `mem`  -> two full GCs, then `mem SEQ {"rss":..,"heapUsed":..,...}` on stdout (SEQ counts from 1).
  *
+ * Arguments: `MAX_QUEUED [CERT KEY]` (with a certificate and key: TLS, like `--tls-cert/--tls-key`).
  * Prints `taskwire scheduler listening on HOST:PORT` once ready, like the CLI.
  */
 import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { Scheduler } from '../src/server.js';
 
-const maxQueued = Number(process.argv[2] ?? 2_000_000);
-const scheduler = new Scheduler({ host: '127.0.0.1', port: 0, logLevel: 'error', maxQueued });
+const [maxQueuedArg, cert, key] = process.argv.slice(2);
+const maxQueued = Number(maxQueuedArg ?? 2_000_000);
+const tls = cert !== undefined && key !== undefined ? { cert, key } : undefined;
+const scheduler = new Scheduler({ host: '127.0.0.1', port: 0, logLevel: 'error', maxQueued, tls });
 const { host, port } = await scheduler.listen();
 process.stdout.write(`taskwire scheduler listening on ${host}:${port}\n`);
 

@@ -1,45 +1,68 @@
 import { describe, expect, it } from 'vitest';
-import type { Report } from '../../bench/report.js';
+import type { Report, ThroughputResult } from '../../bench/report.js';
 import { spawnTs } from '../helpers/process.js';
 
 /**
- * A smoke run of `npm run bench` (issue 5): timings are not tests, but the
- * benchmark must keep working — every phase runs, every figure is in the
- * JSON, every result is verified, and it exits 0.
+ * A smoke run of `npm run bench` (issues 5 and 9): timings are not tests, but
+ * the benchmark must keep working — every phase runs, every figure is in the
+ * JSON, every result is verified, and it exits 0. The defaults are measured
+ * first and as a user gets them; `--tuned` and `--tls` are labelled. The two
+ * runs go side by side (timings are not looked at) to keep the file near 7 s.
  */
-describe('npm run bench (smoke)', () => {
-  it('runs every phase at a tiny size and reports every figure as JSON', { timeout: 60_000 }, async () => {
-    const child = spawnTs('bench/bench.ts', [
-      '--n', '1000',
-      '--warmup', '200',
-      '--memory-jobs', '10000',
-      '--latency-n', '200',
-      '--latency-warmup', '50',
-      '--baseline-n', '20000',
-      '--journal-n', '2000',
-      '--journal-always-n', '100',
-      '--json',
-    ]);
-    const code = await child.exited;
-    expect(code, child.stderr).toBe(0);
-    const lines = child.stdout.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const r = JSON.parse(lines[0]!) as Report;
 
-    const positive = (x: unknown): void => {
-      expect(typeof x).toBe('number');
-      expect(x as number).toBeGreaterThan(0);
-      expect(Number.isFinite(x)).toBe(true);
-    };
-    const { baseline, throughput, latency, memory, journal } = r;
-    if (!baseline || !throughput || !latency || !memory || !journal) throw new Error(`a phase is missing: ${lines[0]}`);
+/** Tiny sizes for every phase: the whole run takes a few seconds. */
+const TINY = [
+  '--n', '1000',
+  '--memory-jobs', '10000',
+  '--latency-n', '200',
+  '--latency-warmup', '50',
+  '--baseline-n', '20000',
+  '--journal-n', '2000',
+  '--journal-always-n', '100',
+  '--json',
+];
+
+async function runBench(args: string[]): Promise<Report> {
+  const child = spawnTs('bench/bench.ts', [...TINY, ...args]);
+  const code = await child.exited;
+  expect(code, child.stderr).toBe(0);
+  const lines = child.stdout.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0]!) as Report;
+}
+
+function positive(x: unknown): void {
+  expect(typeof x).toBe('number');
+  expect(x as number).toBeGreaterThan(0);
+  expect(Number.isFinite(x)).toBe(true);
+}
+
+function checkThroughput(tp: (ThroughputResult & { ratioToBaseline: number }) | null, expected: Partial<ThroughputResult>): void {
+  if (!tp) throw new Error('a throughput configuration is missing');
+  expect(tp).toMatchObject({ n: 1000, workers: 2, verified: 1000, failed: 0, wrong: 0, ...expected });
+  positive(tp.jobsPerSec);
+  positive(tp.prefetch);
+  expect(tp.cpu.map((c) => c.name)).toEqual(['client', 'scheduler', 'worker 1', 'worker 2']);
+  for (const c of tp.cpu) expect(Number.isFinite(c.usPerJob)).toBe(true);
+  positive(tp.usPerJobTotal);
+}
+
+describe('npm run bench (smoke)', () => {
+  // One test, two runs side by side: spawnTs ties its cleanup to the running test, which
+  // concurrent tests would confuse.
+  it('runs every phase at a tiny size, the defaults first and cold, plain with --tuned and again with --tls', { timeout: 60_000 }, async () => {
+    const [r, t] = await Promise.all([runBench(['--tuned']), runBench(['--tls', '--skip', 'baseline'])]);
+    const { baseline, throughput, tuned, latency, memory, journal } = r;
+    if (!baseline || !throughput || !latency || !memory || !journal) throw new Error(`a phase is missing: ${JSON.stringify(r)}`);
+    expect(r.tls).toBe(false);
     positive(baseline.msgsPerSec);
     for (const k of ['p50', 'p99', 'max'] as const) positive(baseline.rttUs[k]);
 
-    expect(throughput).toMatchObject({ n: 1000, workers: 2, concurrency: 64, verified: 1000, failed: 0, wrong: 0 });
-    positive(throughput.jobsPerSec);
+    // The defaults: no --concurrency passed, so the worker's own default (4) is what it declared; no warm-up.
+    checkThroughput(throughput, { config: 'defaults', tls: false, concurrency: 4, concurrencyFlag: null, warmup: 0 });
     positive(throughput.ratioToBaseline);
-    expect(throughput.cpu.map((c) => c.name)).toHaveLength(4); // client, scheduler, 2 workers
+    checkThroughput(tuned, { config: 'tuned', tls: false, concurrency: 64, concurrencyFlag: 64, warmup: 10_000 });
+    positive(tuned!.ratioToBaseline);
 
     expect(latency).toMatchObject({ n: 200, verified: 200 });
     for (const k of ['p50', 'p99', 'max'] as const) positive(latency.us[k]);
@@ -64,5 +87,14 @@ describe('npm run bench (smoke)', () => {
       'bytes per queued job',
       'fsync batch ÷ memory-only',
     ]);
+
+    // --tls: every scheduler phase over TLS (the echo baseline, plain TCP, skipped here).
+    expect(t.tls).toBe(true);
+    expect(t.baseline).toBeNull();
+    checkThroughput(t.throughput, { config: 'defaults', tls: true, concurrency: 4, concurrencyFlag: null, warmup: 0 });
+    expect(t.tuned).toBeNull();
+    expect(t.latency).toMatchObject({ n: 200, verified: 200 });
+    expect(t.memory).toMatchObject({ jobs: 10000, queuedReported: 10000 });
+    expect(t.journal?.modes.map((m) => m.mode)).toEqual(['memory', 'batch', 'always']);
   });
 });
