@@ -82,7 +82,7 @@ describe('npm run bench (smoke)', () => {
 
     expect(r.targets.map((t) => t.name)).toEqual([
       'throughput jobs/s',
-      'latency p50 µs',
+      'CPU µs per job',
       'latency p99 µs',
       'bytes per queued job',
       'fsync batch ÷ memory-only',
