@@ -30,12 +30,16 @@ async function kindViews(ctx: RequestContext): Promise<KindView[]> {
   return kindViewsOf(body as StatsInfo);
 }
 
-async function listKinds(ctx: RequestContext): Promise<void> {
+/** One page (`?limit=&offset=`) of a list that is bounded already (kinds and workers are capped), with its total. */
+function sendSlice(ctx: RequestContext, key: 'kinds' | 'workers', all: readonly unknown[]): void {
   const q = ctx.url.searchParams;
   const limit = queryInt(q, 'limit', 100, 1, 1000);
   const offset = queryInt(q, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-  const views = await kindViews(ctx);
-  sendJson(ctx.res, 200, { kinds: views.slice(offset, offset + limit), total: views.length });
+  sendJson(ctx.res, 200, { [key]: all.slice(offset, offset + limit), total: all.length });
+}
+
+async function listKinds(ctx: RequestContext): Promise<void> {
+  sendSlice(ctx, 'kinds', await kindViews(ctx));
 }
 
 async function getKind(ctx: RequestContext): Promise<void> {
@@ -68,11 +72,7 @@ async function workerInfos(ctx: RequestContext): Promise<WorkerInfo[]> {
 }
 
 async function listWorkers(ctx: RequestContext): Promise<void> {
-  const q = ctx.url.searchParams;
-  const limit = queryInt(q, 'limit', 100, 1, 1000);
-  const offset = queryInt(q, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-  const all = await workerInfos(ctx);
-  sendJson(ctx.res, 200, { workers: all.slice(offset, offset + limit), total: all.length });
+  sendSlice(ctx, 'workers', await workerInfos(ctx));
 }
 
 async function getWorker(ctx: RequestContext): Promise<void> {
