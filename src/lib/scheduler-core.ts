@@ -372,6 +372,8 @@ export class KindQueue {
   submitted = 0;
   /** Nothing of the kind is dispatched (ADMIN pause; journaled). A paused kind is never forgotten. */
   paused = false;
+  /** In the core's set of kinds that may have runnable jobs. */
+  runnable = false;
   /** Failed attempts by reason (metrics). */
   attemptsFailedError = 0;
   attemptsFailedTimeout = 0;
@@ -570,6 +572,8 @@ export class SchedulerCore {
   readonly #listScanIds: number;
   readonly #storeRetryMs: number;
   readonly #maxWaits: number;
+  /** The spec of a job that says neither timeout nor estimate (most): no lookup per submit. */
+  readonly #defaultSpec: JobSpec;
   readonly #serverVersion: string;
   readonly #clock: () => number;
   readonly #random: () => number;
@@ -595,6 +599,7 @@ export class SchedulerCore {
     this.#listScanIds = opts.listScanIds ?? 100_000;
     this.#storeRetryMs = opts.storeRetryMs ?? 100;
     this.#maxWaits = opts.maxWaits ?? 100_000;
+    this.#defaultSpec = specOf(this.#defaultTimeoutMs, 0);
     this.#storeRetryDelay = this.#storeRetryMs;
     this.#serverVersion = opts.serverVersion ?? '0.0.0';
     this.#clock = opts.now ?? (() => performance.now());
@@ -632,7 +637,11 @@ export class SchedulerCore {
 
   /** Forgets a kind that has no job and no worker left, so the kind table cannot only grow. */
   #maybeForget(k: KindQueue): void {
-    if (k.live === 0 && k.workers.length === 0 && !k.paused && this.#kinds.get(k.name) === k) this.#kinds.delete(k.name);
+    if (k.live === 0 && k.workers.length === 0 && !k.paused && this.#kinds.get(k.name) === k) {
+      this.#kinds.delete(k.name);
+      this.#runnable.delete(k); // (bounded by the kinds that exist)
+      k.runnable = false;
+    }
   }
 
   /** Number of QUEUED jobs (durable ones: what STATS shows). */
@@ -1042,7 +1051,7 @@ export class SchedulerCore {
       kind,
       ownArgs(m.args), // a copy: the frame is a view of the socket chunk
       m.priority,
-      specOf(m.timeoutMs === 0 ? this.#defaultTimeoutMs : m.timeoutMs, m.estMs),
+      m.timeoutMs === 0 && m.estMs === 0 ? this.#defaultSpec : specOf(m.timeoutMs === 0 ? this.#defaultTimeoutMs : m.timeoutMs, m.estMs),
       m.maxRetries === DEFAULT_RETRIES ? this.#defaultRetries : m.maxRetries,
       m.delayMs === 0 ? 0 : now + m.delayMs,
       now,
@@ -1198,7 +1207,10 @@ export class SchedulerCore {
         for (const k of this.#runnable) {
           if (k.paused || !w.kindSet.has(k)) continue;
           const head = this.#peekRunnable(k);
-          if (head === undefined) this.#runnable.delete(k);
+          if (head === undefined) {
+            this.#runnable.delete(k);
+            k.runnable = false;
+          }
           else if (best === undefined || runsBefore(head, best)) best = head;
         }
       }
@@ -1247,8 +1259,12 @@ export class SchedulerCore {
 
   /** A QUEUED job enters its kind's run queue; the kind is then among the runnable ones. */
   #enqueue(job: Job): void {
-    job.kind.heap.push(job);
-    this.#runnable.add(job.kind);
+    const k = job.kind;
+    k.heap.push(job);
+    if (!k.runnable) {
+      k.runnable = true;
+      this.#runnable.add(k);
+    }
   }
 
   #peekRunnable(k: KindQueue): Job | undefined {
