@@ -57,7 +57,7 @@ const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 // Options and settings
 
 const GLOBAL_OPTIONS: OptionTable = {
-  server: { type: 'string', arg: 'HOST:PORT', help: `scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})` },
+  server: { type: 'string', short: 's', arg: 'HOST:PORT', help: `scheduler address (default: $TASKWIRE_SERVER, else ${DEFAULT_SERVER})` },
   token: { type: 'string', arg: 'TOKEN', help: 'token the scheduler requires (default: $TASKWIRE_TOKEN)' },
   tls: { type: 'boolean', help: 'speak TLS (verified against the system CAs, or --tls-ca)' },
   'tls-ca': { type: 'string', arg: 'FILE', help: 'verify the scheduler against this CA (PEM)' },

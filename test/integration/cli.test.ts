@@ -235,7 +235,7 @@ describe.concurrent('taskwire usage', () => {
 
 describe.concurrent('global options and settings', () => {
   it('accepts global options before or after the command', async () => {
-    for (const args of [[...server, 'stats'], ['--json', ...server, 'stats'], ['stats', '--json', ...server], [`--server=${fake.address}`, '--json', 'workers']]) {
+    for (const args of [[...server, 'stats'], ['--json', ...server, 'stats'], ['stats', '--json', ...server], [`--server=${fake.address}`, '--json', 'workers'], ['-s', fake.address, 'stats']]) {
       const r = await taskwire(args);
       expect(r.code, args.join(' ')).toBe(0);
     }

@@ -109,6 +109,9 @@ export function findCommand(args: readonly string[], options: OptionTable): numb
     if (arg.startsWith('--') && !arg.includes('=')) {
       const spec = Object.hasOwn(options, arg.slice(2)) ? options[arg.slice(2)] : undefined;
       if (spec?.type === 'string') i++; // skip its value
+    } else if (arg.length === 2) {
+      const spec = Object.values(options).find((o) => o.short === arg[1]);
+      if (spec?.type === 'string') i++; // `-s HOST:PORT`: skip its value too
     }
   }
   return -1;
