@@ -374,3 +374,24 @@ describe('HTTP over TLS', () => {
     expect(await request('POST', '/api/kinds/k/pause', { authorization: 'Bearer wire-admin' })).toBe(200);
   });
 });
+
+describe('credentials reload', () => {
+  it('reads the credentials file again on reload() (SIGHUP) without dropping connections', async () => {
+    const dir = await tempDir('taskwire-auth-');
+    const auth = join(dir, 'auth.json');
+    await writeFile(auth, JSON.stringify([{ name: 'old', roles: ['admin'], token_sha256: hashToken('old-token') }]));
+    const { address, scheduler } = await startScheduler({ auth });
+    const kept = await connect(address, { token: 'old-token' });
+    await expect(Client.connect(address, { token: 'new-token' })).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    await writeFile(auth, JSON.stringify([{ name: 'new', roles: ['admin'], token_sha256: hashToken('new-token') }]));
+    scheduler.reload();
+    const fresh = await connect(address, { token: 'new-token' });
+    expect((await fresh.stats()).connections.clients).toBe(2);
+    expect((await kept.stats()).connections.clients).toBe(2); // the old connection goes on
+    await expect(Client.connect(address, { token: 'old-token' })).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    // A broken file keeps the current credentials.
+    await writeFile(auth, '{ not json');
+    scheduler.reload();
+    expect((await connect(address, { token: 'new-token' })).closed).toBe(false);
+  });
+});
