@@ -16,6 +16,7 @@ import {
   Command,
   DEFAULT_RETRIES,
   encode,
+  hotFrameBytes,
   HEADER_BYTES,
   PROTOCOL_VERSION,
   U32_MAX,
@@ -444,16 +445,16 @@ export class Client {
   submit(kind: string, args: unknown, opts?: SubmitOptions): Promise<JobResult> {
     return new Promise((resolve, reject) => {
       const requestId = this.#takeRequestId();
-      let frame: Buffer;
+      let submit: SubmitMessage;
       try {
-        frame = this.#submitFrame(requestId, kind, args, opts, true);
+        submit = this.#submitMessage(requestId, kind, args, opts, true);
       } catch (err) {
         reject(err);
         return;
       }
       const p = new Pending(OP_JOB, requestId, resolve, undefined, reject, undefined, undefined, 0, opts?.onProgress);
       if (opts?.onAck !== undefined) p.onAck = opts.onAck;
-      this.#sendPending(p, frame);
+      this.#sendPending(p, submit);
     });
   }
 
@@ -461,15 +462,15 @@ export class Client {
   enqueue(kind: string, args: unknown, opts?: SubmitOptions): Promise<EnqueueResult> {
     return new Promise((resolve, reject) => {
       const requestId = this.#takeRequestId();
-      let frame: Buffer;
+      let submit: SubmitMessage;
       try {
-        frame = this.#submitFrame(requestId, kind, args, opts, false);
+        submit = this.#submitMessage(requestId, kind, args, opts, false);
       } catch (err) {
         reject(err);
         return;
       }
       const onValue = (v: unknown): void => resolve(v as EnqueueResult);
-      this.#sendPending(new Pending(OP_ACK, requestId, undefined, onValue, reject, undefined, undefined, 0, undefined), frame);
+      this.#sendPending(new Pending(OP_ACK, requestId, undefined, onValue, reject, undefined, undefined, 0, undefined), submit);
     });
   }
 
@@ -688,8 +689,11 @@ export class Client {
     return id;
   }
 
-  /** Encodes a SUBMIT. Throws INVALID_ARGUMENT for bad options or an oversized payload. */
-  #submitFrame(requestId: number, kind: string, args: unknown, opts: SubmitOptions | undefined, wait: boolean): Buffer {
+  /**
+   * Builds a SUBMIT. Throws INVALID_ARGUMENT for bad options or an oversized payload. The
+   * connection encodes it straight into its batch buffer (no frame Buffer per job, issue 9).
+   */
+  #submitMessage(requestId: number, kind: string, args: unknown, opts: SubmitOptions | undefined, wait: boolean): SubmitMessage {
     let priority = 0;
     let timeoutMs = 0;
     let maxRetries = DEFAULT_RETRIES;
@@ -731,24 +735,36 @@ export class Client {
       wait,
       progress,
     };
-    const frame = encode(msg);
+    const payloadBytes = hotFrameBytes(msg) - HEADER_BYTES;
     const max = this.#welcome?.maxPayloadBytes ?? 0;
-    if (max > 0 && frame.length - HEADER_BYTES > max) {
+    if (max > 0 && payloadBytes > max) {
       // The scheduler would close the whole connection with FRAME_TOO_LARGE.
-      throw new TaskwireError('INVALID_ARGUMENT', `job payload of ${frame.length - HEADER_BYTES} bytes exceeds the scheduler's maximum of ${max}`);
+      throw new TaskwireError('INVALID_ARGUMENT', `job payload of ${payloadBytes} bytes exceeds the scheduler's maximum of ${max}`);
     }
-    return frame;
+    return msg;
   }
 
-  /** Registers `p` under its request id and sends `frame`, or rejects `p` if the client is closed. */
-  #sendPending(p: Pending, frame: Buffer): void {
+  /**
+   * Sends `out` (an encoded frame, or a SUBMIT the connection encodes) and registers `p` under its
+   * request id; rejects `p` instead if the client is closed or the message does not encode.
+   */
+  #sendPending(p: Pending, out: Buffer | SubmitMessage): void {
     const closedError = this.#refusal();
     if (closedError !== undefined) {
       this.#reject(p, closedError);
       return;
     }
+    if (Buffer.isBuffer(out)) {
+      this.#conn.sendRaw(out);
+    } else {
+      try {
+        this.#conn.send(out); // checks every field before queueing a byte
+      } catch (err) {
+        this.#reject(p, toError(err));
+        return;
+      }
+    }
     this.#requests.set(p.requestId, p);
-    this.#conn.sendRaw(frame);
   }
 
   /** The error a new call gets, if the client no longer takes calls. */
@@ -827,14 +843,14 @@ export class Client {
       index,
       item.opts?.onProgress,
     );
-    let frame: Buffer;
+    let submit: SubmitMessage;
     try {
-      frame = this.#submitFrame(requestId, item.kind, item.args, item.opts, jobBatch !== undefined);
+      submit = this.#submitMessage(requestId, item.kind, item.args, item.opts, jobBatch !== undefined);
     } catch (err) {
       this.#reject(p, toError(err));
       return;
     }
-    this.#sendPending(p, frame);
+    this.#sendPending(p, submit);
   }
 
   // -------------------------------------------------------------------------

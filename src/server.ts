@@ -514,6 +514,7 @@ export class Scheduler {
               }
               conn.send(m);
             },
+            sendAssign: (jobId, attempt, timeoutMs, kind, args) => conn.sendAssign(jobId, attempt, timeoutMs, kind, args),
             get writableLength() {
               return conn.writableLength;
             },

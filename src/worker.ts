@@ -754,8 +754,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
         s.conn!.send({ type: 'FAIL', jobId: msg.jobId, attempt: msg.attempt, permanent: false, returned: true, message: 'returned: worker draining' });
         return;
       }
-      // Prefetched: a copy, since the frame is a view of the socket chunk.
-      s.queue.push({ ...msg, args: Buffer.from(msg.args) });
+      // Prefetched: kept as decoded. Its args are a view of a socket chunk, which Node allocates per
+      // read and nothing reuses; the prefetch window bounds the chunks held this way.
+      s.queue.push(msg);
       s.queued++;
       return;
     }
@@ -877,17 +878,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (job.abortReason !== undefined) {
         this.#sendFail(job, false, `abandoned: ${job.abortReason}`);
       } else {
-        let result: Buffer | undefined;
+        // A string result (sha256's hex, say) is written into the frame as UTF-8, no Buffer between.
+        let result: Buffer | string | undefined;
         try {
-          result = encodeResult(value);
+          result = typeof value === 'string' ? value : encodeResult(value);
         } catch (err) {
           this.#sendFail(job, true, errorMessage(err));
         }
         if (result !== undefined) {
-          if (result.length > s.maxResultBytes) {
-            this.#sendFail(job, true, `result of ${result.length} bytes exceeds the scheduler's maximum payload`);
+          const bytes = typeof result === 'string' ? utf8Bytes(result) : result.length;
+          if (bytes > s.maxResultBytes) {
+            this.#sendFail(job, true, `result of ${bytes} bytes exceeds the scheduler's maximum payload`);
           } else {
-            s.conn!.send({ type: 'RESULT', jobId: job.jobId, attempt: job.attempt, result });
+            s.conn!.sendResult(job.jobId, job.attempt, result, bytes);
           }
         }
       }
@@ -997,6 +1000,13 @@ function checkInt(name: string, value: number, min: number, max = Number.MAX_SAF
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new TaskwireError('INVALID_ARGUMENT', `${name} must be an integer from ${min} to ${max}, got ${value}`);
   }
+}
+
+/** UTF-8 byte length of `s`; short ASCII (hex digests, numbers) without a call into C++. */
+function utf8Bytes(s: string): number {
+  if (s.length > 128) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8');
+  return s.length;
 }
 
 // ---------------------------------------------------------------------------

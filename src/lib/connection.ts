@@ -2,8 +2,10 @@ import type { Socket } from 'node:net';
 import { ProtocolError, TaskwireError, type ErrorCode } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
 import {
-  decodeMessage,
+  assignFrameBytes,
   encode,
+  encodeAssignInto,
+  encodeResultInto,
   encodeInto,
   encodeSplit,
   FrameDecoder,
@@ -209,16 +211,49 @@ export class Connection {
       this.sendRaw(body);
       return;
     }
-    let out = this.#out;
-    if (out === undefined || this.#outEnd + n > out.length) {
-      this.#seal();
-      const size = Math.min(ARENA_MAX_BYTES, Math.max(ARENA_MIN_BYTES, 4 * (this.#tickBytes + n)));
-      out = this.#out = Buffer.allocUnsafe(size);
-      this.#outStart = this.#outEnd = 0;
-    }
     // encodeInto checks every field before writing, so a throw leaves the batch intact.
-    this.#outEnd = encodeInto(msg, out, this.#outEnd);
+    this.#outEnd = encodeInto(msg, this.#room(n), this.#outEnd);
     this.#queued(n);
+  }
+
+  /**
+   * Sends an ASSIGN without a message object (the scheduler's hot path, issue 9): the same bytes
+   * as send(), and `args` may be a latin1 string (one char per byte), written as it is.
+   */
+  sendAssign(jobId: number, attempt: number, timeoutMs: number, kind: string, args: Buffer | string): void {
+    if (this.#closed) return;
+    const n = assignFrameBytes(kind, args.length);
+    if (n > ARENA_MAX_FRAME_BYTES) {
+      const bytes = typeof args === 'string' ? Buffer.from(args, 'latin1') : args;
+      return this.send({ type: 'ASSIGN', jobId, attempt, timeoutMs, kind, args: bytes });
+    }
+    this.#outEnd = encodeAssignInto(this.#room(n), this.#outEnd, jobId, attempt, timeoutMs, kind, args);
+    this.#queued(n);
+  }
+
+  /**
+   * Sends a RESULT without a message object (a worker's hot path, issue 9): the same bytes as
+   * send(), and `result` may be a string, written as its UTF-8 bytes (`resultBytes` of them).
+   */
+  sendResult(jobId: number, attempt: number, result: Buffer | string, resultBytes: number): void {
+    if (this.#closed) return;
+    const n = HEADER_BYTES + 12 + resultBytes;
+    if (n > ARENA_MAX_FRAME_BYTES) {
+      const bytes = typeof result === 'string' ? Buffer.from(result, 'utf8') : result;
+      return this.send({ type: 'RESULT', jobId, attempt, result: bytes });
+    }
+    this.#outEnd = encodeResultInto(this.#room(n), this.#outEnd, jobId, attempt, result, resultBytes);
+    this.#queued(n);
+  }
+
+  /** The batch buffer, with room for `n` more bytes at `#outEnd` (a new one when full). */
+  #room(n: number): Buffer {
+    const out = this.#out;
+    if (out !== undefined && this.#outEnd + n <= out.length) return out;
+    this.#seal();
+    const size = Math.min(ARENA_MAX_BYTES, Math.max(ARENA_MIN_BYTES, 4 * (this.#tickBytes + n)));
+    this.#outStart = this.#outEnd = 0;
+    return (this.#out = Buffer.allocUnsafe(size));
   }
 
   /** Sends an already encoded frame; batched with the others sent this tick. */
@@ -364,21 +399,22 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#failed) return;
     this.#heartbeat?.touch();
-    let frames;
+    const decoder = this.#decoder;
     try {
-      frames = this.#decoder.push(chunk);
+      decoder.feed(chunk);
     } catch (err) {
       this.fail(err instanceof ProtocolError ? err : new ProtocolError('BAD_FRAME', String(err)));
       return;
     }
-    for (let i = 0; i < frames.length; i++) {
-      let msg: Message;
+    for (;;) {
+      let msg: Message | undefined;
       try {
-        msg = decodeMessage(frames[i]!);
+        msg = decoder.nextMessage();
       } catch (err) {
         this.fail(err instanceof ProtocolError ? err : new ProtocolError('BAD_FRAME', String(err)));
         return;
       }
+      if (msg === undefined) return;
       try {
         this.#handlers.onMessage(msg);
       } catch (err) {

@@ -545,48 +545,93 @@ export class FrameDecoder {
 
   /** Feeds one chunk and returns every frame it completes. Throws {@link ProtocolError}. */
   push(chunk: Buffer): Frame[] {
-    if (this.#failed) throw new ProtocolError('BAD_FRAME', 'decoder already failed');
+    this.feed(chunk);
     const frames: Frame[] = [];
-    if (chunk.length === 0) return frames;
+    while (this.#cut()) frames.push({ command: this.#frameCommand, payload: this.#frameBuf.subarray(this.#frameStart, this.#frameEnd) });
+    return frames;
+  }
+
+  /**
+   * Feeds one chunk without cutting it: {@link nextMessage} then decodes the
+   * frames it completes, one by one. Throws {@link ProtocolError} after a failure.
+   */
+  feed(chunk: Buffer): void {
+    if (this.#failed) throw new ProtocolError('BAD_FRAME', 'decoder already failed');
+    if (chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    for (;;) {
-      if (this.#command < 0) {
-        if (this.#buffered < HEADER_BYTES) break;
-        let command: number;
-        let length: number;
-        const first = this.#chunks[this.#head]!;
-        const off = this.#offset;
-        if (first.length - off >= HEADER_BYTES) {
-          // Hot path: the header sits in one chunk; read it in place.
-          command = first[off]!;
-          length = first.readUInt32BE(off + 1);
-          this.#advance(first, off, HEADER_BYTES);
-        } else {
-          const head = this.#take(HEADER_BYTES);
-          command = head[0]!;
-          length = head.readUInt32BE(1);
-        }
-        if (length > this.maxPayloadBytes) {
-          // PROTOCOL.md §2: rejected before any payload is buffered.
-          this.#failed = true;
-          this.#chunks = [];
-          this.#head = 0;
-          this.#offset = 0;
-          this.#buffered = 0;
-          throw new ProtocolError(
-            'FRAME_TOO_LARGE',
-            `frame payload of ${length} bytes exceeds the maximum of ${this.maxPayloadBytes}`,
-          );
-        }
-        this.#command = command;
-        this.#length = length;
+  }
+
+  /**
+   * Cuts and decodes the next complete frame, or returns undefined when none
+   * is complete. The connections' hot path: a frame that sits in one chunk is
+   * decoded where it lies, with no Frame object or payload view (issue 9).
+   * Throws {@link ProtocolError} like {@link push} and {@link decodeMessage}.
+   */
+  nextMessage(): Message | undefined {
+    if (!this.#cut()) return undefined;
+    return decodeAt(this.#frameCommand, this.#frameBuf, this.#frameStart, this.#frameEnd);
+  }
+
+  /** The frame {@link #cut} found: its command and where its payload lies. */
+  #frameCommand = 0;
+  #frameBuf: Buffer = EMPTY;
+  #frameStart = 0;
+  #frameEnd = 0;
+
+  /** Consumes the next complete frame, if there is one, into the #frame* fields. */
+  #cut(): boolean {
+    if (this.#command < 0) {
+      if (this.#buffered < HEADER_BYTES) return false;
+      let command: number;
+      let length: number;
+      const first = this.#chunks[this.#head]!;
+      const off = this.#offset;
+      if (first.length - off >= HEADER_BYTES) {
+        // Hot path: the header sits in one chunk; read it in place.
+        command = first[off]!;
+        length = first.readUInt32BE(off + 1);
+        this.#advance(first, off, HEADER_BYTES);
+      } else {
+        const head = this.#take(HEADER_BYTES);
+        command = head[0]!;
+        length = head.readUInt32BE(1);
       }
-      if (this.#buffered < this.#length) break;
-      frames.push({ command: this.#command, payload: this.#take(this.#length) });
-      this.#command = -1;
+      if (length > this.maxPayloadBytes) {
+        // PROTOCOL.md §2: rejected before any payload is buffered.
+        this.#failed = true;
+        this.#chunks = [];
+        this.#head = 0;
+        this.#offset = 0;
+        this.#buffered = 0;
+        throw new ProtocolError(
+          'FRAME_TOO_LARGE',
+          `frame payload of ${length} bytes exceeds the maximum of ${this.maxPayloadBytes}`,
+        );
+      }
+      this.#command = command;
+      this.#length = length;
     }
-    return frames;
+    const n = this.#length;
+    if (this.#buffered < n) return false;
+    this.#frameCommand = this.#command;
+    this.#command = -1;
+    const first = n === 0 ? EMPTY : this.#chunks[this.#head]!;
+    const off = this.#offset;
+    if (n === 0) {
+      this.#frameBuf = EMPTY;
+      this.#frameStart = this.#frameEnd = 0;
+    } else if (first.length - off >= n) {
+      this.#frameBuf = first;
+      this.#frameStart = off;
+      this.#frameEnd = off + n;
+      this.#advance(first, off, n);
+    } else {
+      this.#frameBuf = this.#take(n);
+      this.#frameStart = 0;
+      this.#frameEnd = n;
+    }
+    return true;
   }
 
   /** True when a frame has started but not finished (a peer that hangs mid-frame). */
@@ -609,7 +654,7 @@ export class FrameDecoder {
     const chunks = this.#chunks;
     this.#offset = 0;
     if (++this.#head === chunks.length) {
-      this.#chunks = [];
+      chunks.length = 0; // reused: no new list per chunk
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 >= chunks.length) {
       this.#chunks = chunks.slice(this.#head);
@@ -805,18 +850,28 @@ function strictText(buf: Buffer, start: number, n: number): string {
   return buf.toString('utf8', start, start + n);
 }
 
-/** Reads fixed fields off a payload; every overrun is a TRUNCATED_PAYLOAD ProtocolError. */
+/**
+ * Reads fixed fields off a payload, `buf[start, limit)`; every overrun is a
+ * TRUNCATED_PAYLOAD ProtocolError. One instance is reused by {@link decodeAt}.
+ */
 class Reader {
+  buf: Buffer = EMPTY;
+  command = 0;
+  start = 0;
   offset = 0;
-  constructor(
-    readonly buf: Buffer,
-    readonly command: number,
-  ) {}
+  limit = 0;
+  reset(buf: Buffer, command: number, start: number, limit: number): this {
+    this.buf = buf;
+    this.command = command;
+    this.start = this.offset = start;
+    this.limit = limit;
+    return this;
+  }
   need(n: number): void {
-    if (this.offset + n > this.buf.length) {
+    if (this.offset + n > this.limit) {
       throw new ProtocolError(
         'TRUNCATED_PAYLOAD',
-        `${commandName(this.command)} payload of ${this.buf.length} bytes is too short`,
+        `${commandName(this.command)} payload of ${this.limit - this.start} bytes is too short`,
       );
     }
   }
@@ -851,21 +906,25 @@ class Reader {
     this.offset += n;
     return s;
   }
+  /** True while unread bytes remain (optional trailing fields). */
+  more(): boolean {
+    return this.offset < this.limit;
+  }
   /** The rest of the payload as a view. */
   rest(): Buffer {
-    const out = this.buf.subarray(this.offset);
-    this.offset = this.buf.length;
+    const out = this.offset === this.limit ? EMPTY : this.buf.subarray(this.offset, this.limit);
+    this.offset = this.limit;
     return out;
   }
   restText(): string {
     let s: string;
     try {
-      s = this.buf.toString('utf8', this.offset);
+      s = this.offset === this.limit ? '' : this.buf.toString('utf8', this.offset, this.limit);
     } catch (err) {
       // Only past buffer.constants.MAX_STRING_LENGTH (~512 MiB, a raised maxPayloadBytes): still a ProtocolError.
       throw new ProtocolError('BAD_FRAME', `${commandName(this.command)}: text too long`, { cause: err });
     }
-    this.offset = this.buf.length;
+    this.offset = this.limit;
     return s;
   }
   json(): unknown {
@@ -877,10 +936,10 @@ class Reader {
     }
   }
   end(): void {
-    if (this.offset !== this.buf.length) {
+    if (this.offset !== this.limit) {
       throw new ProtocolError(
         'BAD_FRAME',
-        `${commandName(this.command)} has ${this.buf.length - this.offset} trailing bytes`,
+        `${commandName(this.command)} has ${this.limit - this.offset} trailing bytes`,
       );
     }
   }
@@ -981,28 +1040,10 @@ export function encodeInto(msg: HotMessage, buf: Buffer, offset: number): number
       buf[o + 12] = msg.existing ? 1 : 0;
       return o + 13;
     }
-    case 'ASSIGN': {
-      checkU64(msg.jobId);
-      checkUint('attempt', msg.attempt, U32_MAX);
-      checkUint('timeoutMs', msg.timeoutMs, U32_MAX);
-      const kindBytes = str8Bytes('kind', msg.kind);
-      let o = frameHead(buf, offset, Command.ASSIGN, 17 + kindBytes + msg.args.length);
-      writeU64(buf, msg.jobId, o);
-      buf.writeUInt32BE(msg.attempt, o + 8);
-      buf.writeUInt32BE(msg.timeoutMs, o + 12);
-      o = writeStr8(buf, msg.kind, kindBytes, o + 16);
-      buf.set(msg.args, o);
-      return o + msg.args.length;
-    }
-    case 'RESULT': {
-      checkU64(msg.jobId);
-      checkUint('attempt', msg.attempt, U32_MAX);
-      const o = frameHead(buf, offset, Command.RESULT, 12 + msg.result.length);
-      writeU64(buf, msg.jobId, o);
-      buf.writeUInt32BE(msg.attempt, o + 8);
-      buf.set(msg.result, o + 12);
-      return o + 12 + msg.result.length;
-    }
+    case 'ASSIGN':
+      return encodeAssignInto(buf, offset, msg.jobId, msg.attempt, msg.timeoutMs, msg.kind, msg.args);
+    case 'RESULT':
+      return encodeResultInto(buf, offset, msg.jobId, msg.attempt, msg.result, msg.result.length);
     case 'EVENT': {
       checkU64(msg.jobId);
       checkUint('attempt', msg.attempt, U32_MAX);
@@ -1019,6 +1060,49 @@ export function encodeInto(msg: HotMessage, buf: Buffer, offset: number): number
     default:
       return assertNever(msg);
   }
+}
+
+/** Size of an ASSIGN frame of `kind` with `argsBytes` of arguments (throws INVALID_ARGUMENT for an over-long kind). */
+export function assignFrameBytes(kind: string, argsBytes: number): number {
+  return HEADER_BYTES + 17 + str8Bytes('kind', kind) + argsBytes;
+}
+
+/**
+ * Writes an ASSIGN frame at `offset` without a message object, like
+ * {@link encodeInto}; `args` may also be a latin1 string (one char per byte:
+ * how a scheduler can keep small arguments), written without a Buffer.
+ * Returns the offset after the frame.
+ */
+export function encodeAssignInto(buf: Buffer, offset: number, jobId: number, attempt: number, timeoutMs: number, kind: string, args: Buffer | string): number {
+  checkU64(jobId);
+  checkUint('attempt', attempt, U32_MAX);
+  checkUint('timeoutMs', timeoutMs, U32_MAX);
+  const kindBytes = str8Bytes('kind', kind);
+  let o = frameHead(buf, offset, Command.ASSIGN, 17 + kindBytes + args.length);
+  writeU64(buf, jobId, o);
+  buf.writeUInt32BE(attempt, o + 8);
+  buf.writeUInt32BE(timeoutMs, o + 12);
+  o = writeStr8(buf, kind, kindBytes, o + 16);
+  if (typeof args === 'string') buf.write(args, o, 'latin1');
+  else buf.set(args, o);
+  return o + args.length;
+}
+
+/**
+ * Writes a RESULT frame at `offset` without a message object, like
+ * {@link encodeInto}; `result` may also be a string, written as its UTF-8
+ * bytes (`resultBytes` of them: `Buffer.byteLength(result)`). Returns the
+ * offset after the frame.
+ */
+export function encodeResultInto(buf: Buffer, offset: number, jobId: number, attempt: number, result: Buffer | string, resultBytes: number): number {
+  checkU64(jobId);
+  checkUint('attempt', attempt, U32_MAX);
+  const o = frameHead(buf, offset, Command.RESULT, 12 + resultBytes);
+  writeU64(buf, jobId, o);
+  buf.writeUInt32BE(attempt, o + 8);
+  if (typeof result !== 'string') buf.set(result, o + 12);
+  else if (buf.write(result, o + 12, resultBytes, 'utf8') !== resultBytes) throw new RangeError('resultBytes is not the byte length of the result');
+  return o + 12 + resultBytes;
 }
 
 /**
@@ -1250,9 +1334,17 @@ export function encode(msg: Message): Buffer {
  * (`UNKNOWN_COMMAND`, `TRUNCATED_PAYLOAD`, `BAD_FRAME`) for anything else.
  */
 export function decodeMessage(f: Frame): Message {
-  const r = new Reader(f.payload, f.command);
+  return decodeAt(f.command, f.payload, 0, f.payload.length);
+}
+
+/** The reader {@link decodeAt} reuses (decoding is synchronous and never nested). */
+const READER = new Reader();
+
+/** Decodes the payload `buf[start, end)` of a frame with `command`; {@link decodeMessage} without a Frame. */
+function decodeAt(command: number, buf: Buffer, start: number, end: number): Message {
+  const r = READER.reset(buf, command, start, end);
   let msg: Message;
-  switch (f.command) {
+  switch (command) {
     case Command.SUBMIT: {
       const requestId = r.u32();
       const flags = r.u8();
@@ -1344,7 +1436,7 @@ export function decodeMessage(f: Frame): Message {
       }
       const kind = r.str8();
       msg = { type: 'LIST', requestId, limit, state: state as JobState | '', kind };
-      if (r.offset < r.buf.length) {
+      if (r.more()) {
         msg.afterId = r.u64();
         const flags = r.u8();
         if (flags > 1) throw new ProtocolError('BAD_FRAME', `LIST: unknown flags ${flags}`);
@@ -1377,14 +1469,14 @@ export function decodeMessage(f: Frame): Message {
     }
     case Command.ADMIN: {
       const requestId = r.u32();
-      const body = jsonObject(f.command, r.json());
+      const body = jsonObject(command, r.json());
       if (typeof body['op'] !== 'string') throw new ProtocolError('BAD_FRAME', 'ADMIN: field "op" must be a string');
       // The operation's own fields are checked by the scheduler (INVALID_ARGUMENT, the connection stays).
       return { type: 'ADMIN', requestId, body: body as AdminRequest };
     }
     case Command.HEARTBEAT:
       msg = { type: 'HEARTBEAT', running: r.u32() };
-      if (r.offset < r.buf.length) msg.stuck = r.u32();
+      if (r.more()) msg.stuck = r.u32();
       break;
     case Command.GOODBYE:
       return { type: 'GOODBYE', reason: r.restText() };
@@ -1403,12 +1495,12 @@ export function decodeMessage(f: Frame): Message {
       const requestId = r.u32();
       const jsonBytes = r.u32();
       r.need(jsonBytes);
-      const body = new Reader(r.buf.subarray(r.offset, r.offset + jsonBytes), f.command).json();
+      const body = new Reader().reset(buf, command, r.offset, r.offset + jsonBytes).json();
       r.offset += jsonBytes;
       return { type: 'REPLY', requestId, body, data: r.rest() };
     }
     case Command.HELLO: {
-      const c = f.command;
+      const c = command;
       const o = jsonObject(c, r.json());
       const token = o['token'];
       if (token !== undefined && typeof token !== 'string') {
@@ -1429,7 +1521,7 @@ export function decodeMessage(f: Frame): Message {
       return hello;
     }
     case Command.WELCOME: {
-      const c = f.command;
+      const c = command;
       const o = jsonObject(c, r.json());
       return {
         type: 'WELCOME',
@@ -1441,7 +1533,7 @@ export function decodeMessage(f: Frame): Message {
       };
     }
     default:
-      throw new ProtocolError('UNKNOWN_COMMAND', `unknown command ${commandName(f.command)}`);
+      throw new ProtocolError('UNKNOWN_COMMAND', `unknown command ${commandName(command)}`);
   }
   r.end();
   return msg;

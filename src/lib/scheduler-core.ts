@@ -376,7 +376,7 @@ export class SchedulerCore {
     s.held.clear();
     s.started = 0;
     s.prefetchQueue = [];
-    s.prefetchHead = 0;
+    s.prefetchHead = s.prefetchTail = 0;
     let requeued = false;
     for (const job of lost) {
       // A prefetched job never started there: queued again, no attempt charged.
@@ -557,19 +557,20 @@ export class SchedulerCore {
   /** The worker had a slot free: it starts the oldest prefetched job still assigned to it. */
   #startNext(w: WorkerSession): void {
     const q = w.prefetchQueue;
-    while (w.prefetchHead < q.length && w.started < w.concurrency) {
+    while (w.prefetchHead < w.prefetchTail && w.started < w.concurrency) {
       const job = q[w.prefetchHead]!;
-      q[w.prefetchHead++] = undefined as unknown as Job;
+      q[w.prefetchHead++] = undefined;
       if (!w.running.has(job) || (job.flags & PREFETCHED_FLAG) === 0) continue; // revoked, cancelled or lost meanwhile
       w.held.set(job.id, job.attempts * 2 + 1);
       w.started++;
       this.#started(job, this.#now());
     }
-    if (w.prefetchHead === q.length) {
-      q.length = 0;
-      w.prefetchHead = 0;
-    } else if (w.prefetchHead > 1024 && w.prefetchHead * 2 > q.length) {
-      w.prefetchQueue = q.slice(w.prefetchHead);
+    if (w.prefetchHead === w.prefetchTail) {
+      // Empty: start again at 0, keeping the array (no regrowth per batch).
+      w.prefetchHead = w.prefetchTail = 0;
+    } else if (w.prefetchHead > 1024 && w.prefetchHead * 2 > w.prefetchTail) {
+      w.prefetchQueue = q.slice(w.prefetchHead, w.prefetchTail);
+      w.prefetchTail -= w.prefetchHead;
       w.prefetchHead = 0;
     }
   }
@@ -873,7 +874,7 @@ export class SchedulerCore {
       if (v === w) continue;
       const q = v.prefetchQueue;
       // Look at a bounded head only (DESIGN.md rule 3); dead entries are skipped by #startNext.
-      for (let i = v.prefetchHead, looked = 0; i < q.length && looked < 64 && want > 0; i++, looked++) {
+      for (let i = v.prefetchHead, looked = 0; i < v.prefetchTail && looked < 64 && want > 0; i++, looked++) {
         const job = q[i]!;
         if (!v.running.has(job) || (job.flags & PREFETCHED_FLAG) === 0) continue;
         if (job.kind.paused || !w.kinds.includes(job.kind)) continue;
@@ -935,16 +936,14 @@ export class SchedulerCore {
       job.flags |= PREFETCHED_FLAG;
       kind.prefetched++;
       this.#prefetched++;
-      w.prefetchQueue.push(job);
+      const q = w.prefetchQueue;
+      if (w.prefetchTail < q.length) q[w.prefetchTail] = job;
+      else q.push(job);
+      w.prefetchTail++;
     }
-    w.peer.send({
-      type: 'ASSIGN',
-      jobId: job.id,
-      attempt: job.attempts,
-      timeoutMs: job.timeoutMs,
-      kind: kind.name,
-      args: argsBuffer(job.args),
-    });
+    const peer = w.peer;
+    if (peer.sendAssign !== undefined) peer.sendAssign(job.id, job.attempts, job.timeoutMs, kind.name, job.args);
+    else peer.send({ type: 'ASSIGN', jobId: job.id, attempt: job.attempts, timeoutMs: job.timeoutMs, kind: kind.name, args: argsBuffer(job.args) });
     if (this.#debug) this.#log('debug', `job ${job.id} assigned to ${w.name} (attempt ${job.attempts})`);
   }
 

@@ -13,6 +13,11 @@ import { RunQueue } from '../run-queue.js';
 /** The core's view of a connection: somewhere to send messages. */
 export interface Peer {
   send(msg: Message): void;
+  /**
+   * The same as send() of an ASSIGN, without a message object; `args` may be a latin1 string (a
+   * char per byte, how the core keeps small arguments). Optional: without it the core calls send().
+   */
+  sendAssign?(jobId: number, attempt: number, timeoutMs: number, kind: string, args: Buffer | string): void;
   /** Bytes waiting to be written to the peer (backpressure). */
   readonly writableLength: number;
   /** Sends ERROR{0, code} and closes the connection (ADMIN disconnect). Absent in tests: the core then only forgets it. */
@@ -347,9 +352,13 @@ export class WorkerSession {
   readonly held = new Map<number, number>();
   /** Held attempts that started (the worker's busy slots, at most `concurrency`). */
   started = 0;
-  /** Prefetched jobs in the order they were sent: the worker starts them in this order (lazy removal). */
-  prefetchQueue: Job[] = [];
+  /**
+   * Prefetched jobs in the order they were sent, `prefetchQueue[prefetchHead, prefetchTail)`: the
+   * worker starts them in this order (lazy removal). The array is reused, not regrown, per batch.
+   */
+  prefetchQueue: (Job | undefined)[] = [];
   prefetchHead = 0;
+  prefetchTail = 0;
   /** Jobs it accepts beyond `concurrency` (HELLO `prefetch`). */
   prefetch = 0;
   /** What it gets ahead now, sized by its jobs' run time (#observeRun); all it declared until one has run. */
