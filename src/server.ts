@@ -515,6 +515,11 @@ export class Scheduler {
               conn.send(m);
             },
             sendAssign: (jobId, attempt, timeoutMs, kind, args) => conn.sendAssign(jobId, attempt, timeoutMs, kind, args),
+            sendAck: (requestId, jobId, existing) => {
+              if (requestId !== 0 && --inFlight < maxInFlight) conn.holdInput(false);
+              conn.sendAck(requestId, jobId, existing);
+            },
+            sendEvent: (jobId, event, attempt, pct, permanent, data) => conn.sendEvent(jobId, event, attempt, pct, permanent, data),
             get writableLength() {
               return conn.writableLength;
             },

@@ -2,17 +2,22 @@ import type { Socket } from 'node:net';
 import { ProtocolError, TaskwireError, type ErrorCode } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
 import {
+  ACK_FRAME_BYTES,
   assignFrameBytes,
   encode,
+  encodeAckInto,
   encodeAssignInto,
+  encodeEventInto,
   encodeResultInto,
   encodeInto,
   encodeSplit,
   FrameDecoder,
   DEFAULT_MAX_PAYLOAD,
+  eventFrameBytes,
   HEADER_BYTES,
   hotFrameBytes,
   isHotMessage,
+  type JobEvent,
   type Message,
 } from './protocol.js';
 
@@ -243,6 +248,22 @@ export class Connection {
       return this.send({ type: 'RESULT', jobId, attempt, result: bytes });
     }
     this.#outEnd = encodeResultInto(this.#room(n), this.#outEnd, jobId, attempt, result, resultBytes);
+    this.#queued(n);
+  }
+
+  /** Sends an ACK without a message object (the scheduler's hot path): the same bytes as send(). */
+  sendAck(requestId: number, jobId: number, existing: boolean): void {
+    if (this.#closed) return;
+    this.#outEnd = encodeAckInto(this.#room(ACK_FRAME_BYTES), this.#outEnd, requestId, jobId, existing);
+    this.#queued(ACK_FRAME_BYTES);
+  }
+
+  /** Sends an EVENT without a message object (the scheduler's hot path): the same bytes as send(). */
+  sendEvent(jobId: number, event: JobEvent, attempt: number, pct: number, permanent: boolean, data: Buffer): void {
+    if (this.#closed) return;
+    const n = eventFrameBytes(data.length);
+    if (n > ARENA_MAX_FRAME_BYTES) return this.send({ type: 'EVENT', jobId, event, attempt, pct, permanent, data });
+    this.#outEnd = encodeEventInto(this.#room(n), this.#outEnd, jobId, event, attempt, pct, permanent, data);
     this.#queued(n);
   }
 

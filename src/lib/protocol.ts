@@ -1031,35 +1031,51 @@ export function encodeInto(msg: HotMessage, buf: Buffer, offset: number): number
       buf.set(msg.args, o);
       return o + msg.args.length;
     }
-    case 'ACK': {
-      checkUint('requestId', msg.requestId, U32_MAX);
-      checkU64(msg.jobId);
-      const o = frameHead(buf, offset, Command.ACK, 13);
-      buf.writeUInt32BE(msg.requestId, o);
-      writeU64(buf, msg.jobId, o + 4);
-      buf[o + 12] = msg.existing ? 1 : 0;
-      return o + 13;
-    }
+    case 'ACK':
+      return encodeAckInto(buf, offset, msg.requestId, msg.jobId, msg.existing);
     case 'ASSIGN':
       return encodeAssignInto(buf, offset, msg.jobId, msg.attempt, msg.timeoutMs, msg.kind, msg.args);
     case 'RESULT':
       return encodeResultInto(buf, offset, msg.jobId, msg.attempt, msg.result, msg.result.length);
-    case 'EVENT': {
-      checkU64(msg.jobId);
-      checkUint('attempt', msg.attempt, U32_MAX);
-      checkUint('pct', msg.pct, 255);
-      const o = frameHead(buf, offset, Command.EVENT, 15 + msg.data.length);
-      writeU64(buf, msg.jobId, o);
-      buf[o + 8] = EVENT_CODES[msg.event];
-      buf[o + 9] = msg.permanent ? 1 : 0;
-      buf[o + 10] = msg.pct;
-      buf.writeUInt32BE(msg.attempt, o + 11);
-      buf.set(msg.data, o + 15);
-      return o + 15 + msg.data.length;
-    }
+    case 'EVENT':
+      return encodeEventInto(buf, offset, msg.jobId, msg.event, msg.attempt, msg.pct, msg.permanent, msg.data);
     default:
       return assertNever(msg);
   }
+}
+
+/** Size of an ACK frame. */
+export const ACK_FRAME_BYTES = HEADER_BYTES + 13;
+
+/** Writes an ACK frame at `offset` without a message object, like {@link encodeInto}; returns the offset after it. */
+export function encodeAckInto(buf: Buffer, offset: number, requestId: number, jobId: number, existing: boolean): number {
+  checkUint('requestId', requestId, U32_MAX);
+  checkU64(jobId);
+  const o = frameHead(buf, offset, Command.ACK, 13);
+  buf.writeUInt32BE(requestId, o);
+  writeU64(buf, jobId, o + 4);
+  buf[o + 12] = existing ? 1 : 0;
+  return o + 13;
+}
+
+/** Size of an EVENT frame with `dataBytes` of data. */
+export function eventFrameBytes(dataBytes: number): number {
+  return HEADER_BYTES + 15 + dataBytes;
+}
+
+/** Writes an EVENT frame at `offset` without a message object, like {@link encodeInto}; returns the offset after it. */
+export function encodeEventInto(buf: Buffer, offset: number, jobId: number, event: JobEvent, attempt: number, pct: number, permanent: boolean, data: Buffer): number {
+  checkU64(jobId);
+  checkUint('attempt', attempt, U32_MAX);
+  checkUint('pct', pct, 255);
+  const o = frameHead(buf, offset, Command.EVENT, 15 + data.length);
+  writeU64(buf, jobId, o);
+  buf[o + 8] = EVENT_CODES[event];
+  buf[o + 9] = permanent ? 1 : 0;
+  buf[o + 10] = pct;
+  buf.writeUInt32BE(attempt, o + 11);
+  buf.set(data, o + 15);
+  return o + 15 + data.length;
 }
 
 /** Size of an ASSIGN frame of `kind` with `argsBytes` of arguments (throws INVALID_ARGUMENT for an over-long kind). */

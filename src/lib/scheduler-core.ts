@@ -239,6 +239,7 @@ export class SchedulerCore {
     this.#storeRetryDelay = this.#storeRetryMs;
     this.#serverVersion = opts.serverVersion ?? '0.0.0';
     this.#clock = opts.now ?? (() => performance.now());
+    this.#cacheClock = opts.now === undefined;
     this.#random = opts.random ?? Math.random;
     this.#journal = opts.journal;
     this.#defer = opts.defer ?? ((fn) => void setImmediate(fn));
@@ -249,10 +250,27 @@ export class SchedulerCore {
     this.#lastSample = 0;
   }
 
-  /** Current time, whole ms since the core started (monotonic; small integers, not boxed doubles). */
+  /**
+   * Current time, whole ms since the core started (monotonic; small integers, not boxed doubles).
+   * With the default clock it is read once per event-loop callback (issue 9: a job used to read
+   * it four times): the reading is kept until the microtask queue next drains, i.e. while the
+   * synchronous work of one socket read, timer or immediate runs. An injected clock is read
+   * every time (tests move it between calls).
+   */
   #now(): number {
-    return Math.floor(this.#clock() - this.#monoEpoch);
+    if (this.#turnNow >= 0) return this.#turnNow;
+    const t = Math.floor(this.#clock() - this.#monoEpoch);
+    if (this.#cacheClock) {
+      this.#turnNow = t;
+      queueMicrotask(this.#forgetNow);
+    }
+    return t;
   }
+  #turnNow = -1;
+  readonly #cacheClock: boolean;
+  readonly #forgetNow = (): void => {
+    this.#turnNow = -1;
+  };
 
   #log(level: 'error' | 'info' | 'debug', line: string): void {
     this.#opts.log?.(level, line);
@@ -703,7 +721,7 @@ export class SchedulerCore {
       // ASSIGN first, so the worker starts one write sooner (docs/PERFORMANCE.md); the ACK is still
       // flushed in this tick, long before the job's EVENT can exist.
       this.#makeRunnable(job, now);
-      s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
+      this.#ack(s.peer, m.requestId, job.id);
       if (m.wait) this.#addWaiter(job, s, m.progress);
       return;
     }
@@ -727,7 +745,7 @@ export class SchedulerCore {
       }
       job.state = 'QUEUED';
       this.#accepted(job);
-      s.peer.send({ type: 'ACK', requestId: m.requestId, jobId: job.id, existing: false });
+      this.#ack(s.peer, m.requestId, job.id);
       if (m.wait) this.#addWaiter(job, s, m.progress);
       if (waiters !== undefined) {
         for (const kw of waiters) {
@@ -738,6 +756,12 @@ export class SchedulerCore {
       }
       this.#makeRunnable(job, this.#now());
     });
+  }
+
+  /** ACK of a new job (the hot path: no message object when the peer can write one directly). */
+  #ack(peer: Peer, requestId: number, jobId: number): void {
+    if (peer.sendAck !== undefined) peer.sendAck(requestId, jobId, false);
+    else peer.send({ type: 'ACK', requestId, jobId, existing: false });
   }
 
   /** A submit became visible: count it. */
@@ -1135,15 +1159,18 @@ export class SchedulerCore {
     if (s.closed) return;
     s.waits.delete(job);
     s.progressJobs?.delete(job.id);
-    s.peer.send(this.#finalEvent(job, permanent));
+    this.#finalEvent(s.peer, job, permanent);
   }
 
-  #finalEvent(job: Job, permanent: boolean): Message {
+  /** Sends a finished job's final EVENT to `peer` (no message object when the peer can write one directly). */
+  #finalEvent(peer: Peer, job: Job, permanent: boolean): void {
     const event: JobEvent = job.state === 'DONE' ? 'done' : job.state === 'FAILED' ? 'failed' : 'cancelled';
     const o = job.outcome;
     const data = o === null ? EMPTY : typeof o === 'string' ? Buffer.from(o) : o;
-    return { type: 'EVENT', jobId: job.id, event, attempt: job.attempts, pct: 0, permanent, data };
+    if (peer.sendEvent !== undefined) peer.sendEvent(job.id, event, job.attempts, 0, permanent, data);
+    else peer.send({ type: 'EVENT', jobId: job.id, event, attempt: job.attempts, pct: 0, permanent, data });
   }
+
 
   #notifyProgress(job: Job, pct: number, message: string): void {
     const waiters = job.waiters;
@@ -1166,7 +1193,7 @@ export class SchedulerCore {
   #addWaiter(job: Job, s: ClientSession, progress: boolean): void {
     if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') {
       // Already finished: answer at once (after the ACK, which the caller sent first).
-      s.peer.send(this.#finalEvent(job, job.state === 'FAILED' && this.#wasPermanent(job)));
+      this.#finalEvent(s.peer, job, job.state === 'FAILED' && this.#wasPermanent(job));
       return;
     }
     if (s.closed) return;

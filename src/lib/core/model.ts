@@ -7,7 +7,7 @@
  */
 import { ANYONE, type Principal } from '../auth/credentials.js';
 import type { ErrorCode } from '../errors.js';
-import type { AttemptInfo, JobState, Message } from '../protocol.js';
+import type { AttemptInfo, JobEvent, JobState, Message } from '../protocol.js';
 import { RunQueue } from '../run-queue.js';
 
 /** The core's view of a connection: somewhere to send messages. */
@@ -18,6 +18,10 @@ export interface Peer {
    * char per byte, how the core keeps small arguments). Optional: without it the core calls send().
    */
   sendAssign?(jobId: number, attempt: number, timeoutMs: number, kind: string, args: Buffer | string): void;
+  /** The same as send() of an ACK, without a message object. Optional, like sendAssign. */
+  sendAck?(requestId: number, jobId: number, existing: boolean): void;
+  /** The same as send() of an EVENT, without a message object. Optional, like sendAssign. */
+  sendEvent?(jobId: number, event: JobEvent, attempt: number, pct: number, permanent: boolean, data: Buffer): void;
   /** Bytes waiting to be written to the peer (backpressure). */
   readonly writableLength: number;
   /** Sends ERROR{0, code} and closes the connection (ADMIN disconnect). Absent in tests: the core then only forgets it. */
