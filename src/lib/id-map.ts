@@ -19,6 +19,11 @@ export class IdMap<V> {
   readonly #pages = new Map<number, Page<V>>();
   readonly #pageSize: number;
   #size = 0;
+  /** The page looked up last (ids come in order, so nearly always the one wanted next). */
+  #lastKey = -1;
+  #lastPage: Page<V> | undefined = undefined;
+  /** A page that emptied, kept for the next new page: one request at a time must not allocate a page each. */
+  #spare: Page<V> | undefined = undefined;
 
   /**
    * @param pageSize slots per page: larger pages cost less per entry when
@@ -33,8 +38,18 @@ export class IdMap<V> {
     return this.#size;
   }
 
+  #page(key: number): Page<V> | undefined {
+    if (key === this.#lastKey) return this.#lastPage;
+    const page = this.#pages.get(key);
+    if (page !== undefined) {
+      this.#lastKey = key;
+      this.#lastPage = page;
+    }
+    return page;
+  }
+
   get(id: number): V | undefined {
-    const page = this.#pages.get(Math.floor(id / this.#pageSize));
+    const page = this.#page(Math.floor(id / this.#pageSize));
     return page === undefined ? undefined : page.items[id % this.#pageSize];
   }
 
@@ -44,10 +59,13 @@ export class IdMap<V> {
 
   set(id: number, value: V): this {
     const key = Math.floor(id / this.#pageSize);
-    let page = this.#pages.get(key);
+    let page = this.#page(key);
     if (page === undefined) {
-      page = { items: new Array<V | undefined>(this.#pageSize).fill(undefined), count: 0 };
+      page = this.#spare ?? { items: new Array<V | undefined>(this.#pageSize).fill(undefined), count: 0 };
+      this.#spare = undefined;
       this.#pages.set(key, page);
+      this.#lastKey = key;
+      this.#lastPage = page;
     }
     const slot = id % this.#pageSize;
     if (page.items[slot] === undefined) {
@@ -60,19 +78,29 @@ export class IdMap<V> {
 
   delete(id: number): boolean {
     const key = Math.floor(id / this.#pageSize);
-    const page = this.#pages.get(key);
+    const page = this.#page(key);
     if (page === undefined) return false;
     const slot = id % this.#pageSize;
     if (page.items[slot] === undefined) return false;
     page.items[slot] = undefined;
     this.#size--;
-    if (--page.count === 0) this.#pages.delete(key);
+    if (--page.count === 0) {
+      // Empty (every slot undefined again): out of the map, kept as the spare.
+      this.#pages.delete(key);
+      if (key === this.#lastKey) {
+        this.#lastKey = -1;
+        this.#lastPage = undefined;
+      }
+      this.#spare = page;
+    }
     return true;
   }
 
   clear(): void {
     this.#pages.clear();
     this.#size = 0;
+    this.#lastKey = -1;
+    this.#lastPage = undefined;
   }
 
   /** Every value, in id order. */

@@ -203,7 +203,7 @@ function randomChunks(rng: Rng, bytes: Buffer): Buffer[] {
 }
 
 describe(`property: random message sequences, split anywhere, decode to themselves (seed ${SEED})`, () => {
-  it('holds for 500 sequences through MessageDecoder and FrameDecoder + decodeMessage', () => {
+  it('holds for 500 sequences through MessageDecoder, FrameDecoder + decodeMessage, and feed + nextMessage', () => {
     const rng = new Rng(SEED);
     const seen = new Set<MessageType>();
     let total = 0;
@@ -222,6 +222,16 @@ describe(`property: random message sequences, split anywhere, decode to themselv
       for (const chunk of randomChunks(rng, bytes)) for (const f of fd.push(chunk)) viaFrames.push(decodeMessage(f));
       expect(viaFrames, `sequence ${seq}`).toStrictEqual(messages);
       expect(fd.midFrame).toBe(false);
+
+      // The connections' path: feed() then nextMessage(), decoding where frames lie.
+      const fm = new FrameDecoder();
+      const viaNext: Message[] = [];
+      for (const chunk of randomChunks(rng, bytes)) {
+        fm.feed(chunk);
+        for (let m = fm.nextMessage(); m !== undefined; m = fm.nextMessage()) viaNext.push(m);
+      }
+      expect(viaNext, `sequence ${seq}`).toStrictEqual(messages);
+      expect(fm.midFrame).toBe(false);
 
       for (const m of messages) seen.add(m.type);
       total += messages.length;

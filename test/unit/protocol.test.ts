@@ -9,13 +9,20 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, ProtocolError, TaskwireError } from '../../src/lib/errors.js';
 import {
+  ACK_FRAME_BYTES,
+  assignFrameBytes,
   Command,
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_RETRIES,
   decodeAll,
   decodeMessage,
   encode,
+  encodeAckInto,
+  encodeAssignInto,
+  encodeEventInto,
   encodeInto,
+  encodeResultInto,
+  eventFrameBytes,
   FrameDecoder,
   HEADER_BYTES,
   hotFrameBytes,
@@ -366,6 +373,47 @@ describe('encodeInto (hot-path messages written in place)', () => {
       expectInvalidArgument(() => encodeInto(msg, buf, 0));
       expect(buf.every((b) => b === 0xee)).toBe(true);
     }
+  });
+});
+
+describe('hot frames written without a message object (issue 9)', () => {
+  it('encodeAssignInto / encodeResultInto / encodeAckInto / encodeEventInto write the bytes of encode()', () => {
+    const args = Buffer.from([0, 1, 0x7f, 0x80, 0xc3, 0xa9, 0xff, 0x41]);
+    const assign = encode({ type: 'ASSIGN', jobId: 2 ** 40 + 7, attempt: 3, timeoutMs: 1500, kind: 'sha256', args });
+    for (const form of [args, args.toString('latin1')]) {
+      const buf = Buffer.alloc(assign.length + 2, 0xee);
+      expect(assignFrameBytes('sha256', form.length)).toBe(assign.length);
+      expect(encodeAssignInto(buf, 1, 2 ** 40 + 7, 3, 1500, 'sha256', form)).toBe(1 + assign.length);
+      expect(buf.subarray(1, 1 + assign.length).equals(assign)).toBe(true);
+      expect(buf[0]).toBe(0xee);
+      expect(buf[buf.length - 1]).toBe(0xee);
+    }
+    const text = 'héllo ✓ 𝄞';
+    const result = encode({ type: 'RESULT', jobId: 9, attempt: 1, result: Buffer.from(text) });
+    for (const form of [Buffer.from(text), text]) {
+      const buf = Buffer.alloc(result.length);
+      expect(encodeResultInto(buf, 0, 9, 1, form, Buffer.byteLength(text))).toBe(result.length);
+      expect(buf.equals(result)).toBe(true);
+    }
+    const ack = encode({ type: 'ACK', requestId: 77, jobId: 2 ** 33, existing: true });
+    const ackBuf = Buffer.alloc(ACK_FRAME_BYTES);
+    expect(encodeAckInto(ackBuf, 0, 77, 2 ** 33, true)).toBe(ack.length);
+    expect(ackBuf.equals(ack)).toBe(true);
+    const data = Buffer.from('0123456789abcdef');
+    const event = encode({ type: 'EVENT', jobId: 5, event: 'failed', attempt: 2, pct: 0, permanent: true, data });
+    const eventBuf = Buffer.alloc(eventFrameBytes(data.length));
+    expect(encodeEventInto(eventBuf, 0, 5, 'failed', 2, 0, true, data)).toBe(event.length);
+    expect(eventBuf.equals(event)).toBe(true);
+  });
+
+  it('check their fields before writing, like encodeInto', () => {
+    const buf = Buffer.alloc(256, 0xee);
+    expectInvalidArgument(() => encodeAssignInto(buf, 0, -1, 1, 0, 'k', 'x'));
+    expectInvalidArgument(() => encodeAssignInto(buf, 0, 1, 1, 0, 'k'.repeat(256), 'x'));
+    expectInvalidArgument(() => encodeResultInto(buf, 0, 1, 2 ** 32, 'x', 1));
+    expectInvalidArgument(() => encodeAckInto(buf, 0, -1, 1, false));
+    expectInvalidArgument(() => encodeEventInto(buf, 0, 1, 'done', 1, 256, false, Buffer.alloc(0)));
+    expect(buf.every((b) => b === 0xee)).toBe(true);
   });
 });
 
