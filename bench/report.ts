@@ -68,6 +68,23 @@ export interface LatencyResult {
   payloadBytes: number;
   us: Percentiles;
   verified: number;
+  /** The same loop through a do-nothing Node relay, measured just before (bench/relay-floor.ts). */
+  floor: RelayFloorResult;
+}
+
+/**
+ * Sequential round trips producer -> relay -> worker -> relay -> producer, all
+ * Node on loopback, the relay only forwarding frames: the kernel's cost per
+ * hop, the least a Node scheduler's round trip can take. Always plain TCP.
+ */
+export interface RelayFloorResult {
+  n: number;
+  warmup: number;
+  payloadBytes: number;
+  verified: number;
+  us: Percentiles;
+  /** CPU per measured round trip of each process, µs. */
+  cpuUsPerRoundTrip: { relay: number; producer: number; worker: number };
 }
 
 export interface MemoryResult {
@@ -130,7 +147,8 @@ export interface Report {
   throughput: (ThroughputResult & { ratioToBaseline: number }) | null;
   /** With `--tuned`: concurrency 64 and a warm-up, on fresh processes after the first. */
   tuned: (ThroughputResult & { ratioToBaseline: number }) | null;
-  latency: (LatencyResult & { p50RatioToBaseline: number; p99RatioToBaseline: number }) | null;
+  /** `p50RatioToFloor`, `p99RatioToFloor`: taskwire's figure ÷ `floor`'s. */
+  latency: (LatencyResult & { p50RatioToBaseline: number; p99RatioToBaseline: number; p50RatioToFloor: number; p99RatioToFloor: number }) | null;
   memory: MemoryResult | null;
   journal: (JournalResult & { ratioToBaseline: Record<string, number> }) | null;
   targets: Target[];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Report, ThroughputResult } from '../../bench/report.js';
+import type { RelayFloorResult, Report, ThroughputResult } from '../../bench/report.js';
 import { spawnTs } from '../helpers/process.js';
 
 /**
@@ -47,6 +47,12 @@ function checkThroughput(tp: (ThroughputResult & { ratioToBaseline: number }) | 
   positive(tp.usPerJobTotal);
 }
 
+function checkFloor(floor: RelayFloorResult): void {
+  expect(floor).toMatchObject({ n: 200, warmup: 50, payloadBytes: 32, verified: 200 });
+  for (const k of ['p50', 'p99', 'max'] as const) positive(floor.us[k]);
+  for (const k of ['relay', 'producer', 'worker'] as const) expect(Number.isFinite(floor.cpuUsPerRoundTrip[k])).toBe(true);
+}
+
 describe('npm run bench (smoke)', () => {
   // One test, two runs side by side: spawnTs ties its cleanup to the running test, which
   // concurrent tests would confuse.
@@ -68,6 +74,10 @@ describe('npm run bench (smoke)', () => {
     for (const k of ['p50', 'p99', 'max'] as const) positive(latency.us[k]);
     positive(latency.p50RatioToBaseline);
     positive(latency.p99RatioToBaseline);
+    // The floor: the same loop through a do-nothing Node relay, with the same warm-up and N.
+    checkFloor(latency.floor);
+    positive(latency.p50RatioToFloor);
+    positive(latency.p99RatioToFloor);
 
     expect(memory).toMatchObject({ jobs: 10000, queuedReported: 10000 });
     positive(memory.rssAfterBytes);
@@ -94,6 +104,7 @@ describe('npm run bench (smoke)', () => {
     checkThroughput(t.throughput, { config: 'defaults', tls: true, concurrency: 4, concurrencyFlag: null, warmup: 0 });
     expect(t.tuned).toBeNull();
     expect(t.latency).toMatchObject({ n: 200, verified: 200 });
+    checkFloor(t.latency!.floor);
     expect(t.memory).toMatchObject({ jobs: 10000, queuedReported: 10000 });
     expect(t.journal?.modes.map((m) => m.mode)).toEqual(['memory', 'batch', 'always']);
   });
