@@ -587,7 +587,7 @@ async function readMem(host: Proc, seq: number): Promise<MemSample> {
 
 async function runMemory(opts: Options): Promise<MemoryResult> {
   log('memory: starting a scheduler (with --expose-gc), no worker');
-  const maxQueued = Math.max(2_000_000, opts.memoryJobs + 10_000);
+  const maxQueued = Math.max(2_000_000, opts.memoryJobs + 500_000); // + the warm-up's jobs
   const tlsFiles = pki === undefined ? [] : [pki.cert, pki.key];
   const host = spawnNode('scheduler (memory)', entryOf('tsx', 'bench/scheduler-host.ts', ['--expose-gc', ...profileArgs(opts, 'scheduler-memory')]), [String(maxQueued), ...tlsFiles], {
     stdin: true,
@@ -597,18 +597,30 @@ async function runMemory(opts: Options): Promise<MemoryResult> {
     const client = await connectClient(`127.0.0.1:${m[2]}`, 'bench-memory');
     // Warm up before the "before" reading: the submit path, the connection's buffers, and V8's
     // young generation, which grows to its working size (~30 MiB) under any sustained load and
-    // stays there. That fixed cost is not per queued job; newSpace* in the result shows it.
-    const warm = Math.max(1_000, Math.min(100_000, Math.floor(opts.memoryJobs / 10)));
-    await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 2_000_000_000), { window: opts.window });
-    const before = await readMem(host, 1);
-    if (!before.gc) throw new Error('the memory host has no gc(): --expose-gc was not applied');
+    // stays there. That fixed cost is not per queued job; newSpace* in the result shows it. How
+    // many jobs it takes to get there depends on how much garbage each makes, so warm-up rounds
+    // go on until the young generation stops growing (at most 5 rounds).
+    const warmRound = Math.max(1_000, Math.min(100_000, Math.floor(opts.memoryJobs / 10)));
+    let warm = 0;
+    let seq = 0;
+    let before: MemSample;
+    for (let newSpace = -1; ; ) {
+      await client.enqueueMany(sha256Items(warmRound, opts.payloadBytes, 2_000_000_000 + warm), { window: opts.window });
+      warm += warmRound;
+      before = await readMem(host, ++seq);
+      if (!before.gc) throw new Error('the memory host has no gc(): --expose-gc was not applied');
+      const grown = before.spaces['new_space'] ?? 0;
+      if (grown <= newSpace || warm >= 5 * warmRound) break;
+      newSpace = grown;
+    }
+    log(`memory: warmed up with ${fmtInt(warm)} jobs (young generation ${fmtBytes(before.spaces['new_space'] ?? 0)})`);
     log(`memory: queueing ${fmtInt(opts.memoryJobs)} jobs of ${opts.payloadBytes} bytes`);
     const t0 = process.hrtime.bigint();
     const acks = await client.enqueueMany(sha256Items(opts.memoryJobs, opts.payloadBytes, 0), { window: opts.window });
     const enqueuePerSec = opts.memoryJobs / secondsSince(t0);
     const refused = acks.filter((r) => r instanceof Error).length;
     if (refused > 0) throw new Error(`memory: ${refused} submissions refused: ${String(acks.find((r) => r instanceof Error))}`);
-    const after = await readMem(host, 2);
+    const after = await readMem(host, ++seq);
     const stats = await client.stats();
     await client.close({ timeoutMs: 2_000 });
     const jobs = opts.memoryJobs;
