@@ -6,7 +6,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { isMain, parseAddress } from './lib/cli.js';
-import { Connection } from './lib/connection.js';
+import { Connection, DirectReads } from './lib/connection.js';
 import { connectTls, explainTlsError, type TlsClientOptions } from './lib/tls.js';
 import { encodeArgs } from './lib/jobs.js';
 import { ClosedError, errnoCode, JobCancelledError, JobFailedError, TaskwireError, toError } from './lib/errors.js';
@@ -338,17 +338,21 @@ export class Client {
   #closeTimer: NodeJS.Timeout | undefined;
   #resolveClosed!: () => void;
 
-  private constructor(socket: Socket, address: string, opts: ConnectOptions, handshake: (err: Error | undefined) => void) {
+  private constructor(socket: Socket, address: string, opts: ConnectOptions, handshake: (err: Error | undefined) => void, reads: DirectReads | undefined) {
     this.address = address;
     this.#nextRequestId = nextRequestId((opts.firstRequestId ?? 1) - 1);
     this.#handshake = handshake;
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
-    this.#conn = new Connection(socket, {
-      onMessage: (msg) => this.#onMessage(msg),
-      onClose: (err) => this.#onClose(err),
-    });
+    this.#conn = new Connection(
+      socket,
+      {
+        onMessage: (msg) => this.#onMessage(msg),
+        onClose: (err) => this.#onClose(err),
+      },
+      { reads },
+    );
     const hello: Message = {
       type: 'HELLO',
       version: PROTOCOL_VERSION,
@@ -385,7 +389,15 @@ export class Client {
       let settled = false;
       let client: Client | undefined;
       const tls = opts.tls === true ? {} : opts.tls === false ? undefined : opts.tls;
-      const socket = tls === undefined ? netConnect({ host, port }) : connectTls(host, port, tls);
+      // Plain TCP reads go straight to the connection (no stream 'data' events, issue 9).
+      let reads: DirectReads | undefined;
+      let socket: Socket;
+      if (tls === undefined) {
+        reads = new DirectReads();
+        socket = netConnect({ host, port, onread: reads.onread });
+      } else {
+        socket = connectTls(host, port, tls);
+      }
       const finish = (err: Error | undefined): void => {
         if (settled) return;
         settled = true;
@@ -412,9 +424,16 @@ export class Client {
         }));
       };
       socket.once('error', onSocketError);
-      socket.once('data', onFirstData);
+      if (reads === undefined) {
+        socket.once('data', onFirstData);
+      } else {
+        reads.peek = (chunk) => {
+          reads.peek = undefined;
+          onFirstData(chunk);
+        };
+      }
       socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
-        client = new Client(socket, label, opts, finish);
+        client = new Client(socket, label, opts, finish, reads);
       });
     });
   }

@@ -10,7 +10,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { backoffDelay } from './lib/backoff.js';
 import { isMain, parseAddress } from './lib/cli.js';
-import { Connection } from './lib/connection.js';
+import { Connection, DirectReads } from './lib/connection.js';
 import { connectTls, explainTlsError, type TlsClientOptions } from './lib/tls.js';
 import { errnoCode, PermanentError, TaskwireError } from './lib/errors.js';
 import {
@@ -543,7 +543,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #connect(): void {
     const handlers = this.#handlersNow();
     const tls = this.#tls;
-    const socket = tls === undefined ? netConnect({ host: this.#host, port: this.#port }) : connectTls(this.#host, this.#port, tls);
+    // Plain TCP reads go straight to the connection (no stream 'data' events, issue 9).
+    let reads: DirectReads | undefined;
+    let socket: Socket;
+    if (tls === undefined) {
+      reads = new DirectReads();
+      socket = netConnect({ host: this.#host, port: this.#port, onread: reads.onread });
+    } else {
+      socket = connectTls(this.#host, this.#port, tls);
+    }
     const s = new Session(socket, handlers, [...handlers.keys()]);
     this.#session = s;
     const timeoutMs = this.#connectTimeoutMs;
@@ -562,10 +570,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       socket.off('error', onEarlyError);
       socket.off('close', onEarlyClose);
-      const conn = new Connection(socket, {
-        onMessage: (msg) => this.#onMessage(s, msg),
-        onClose: (err) => this.#onClose(s, err),
-      });
+      const conn = new Connection(
+        socket,
+        {
+          onMessage: (msg) => this.#onMessage(s, msg),
+          onClose: (err) => this.#onClose(s, err),
+        },
+        { reads },
+      );
       s.conn = conn;
       const hello: Message = {
         type: 'HELLO',
