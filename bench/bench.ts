@@ -303,8 +303,8 @@ async function startWorker(opts: Options, address: string, name: string, concurr
   return proc;
 }
 
-async function startCluster(opts: Options, label: string, workers: number, concurrency: number | undefined): Promise<Cluster> {
-  const { proc, address } = await startScheduler(opts, [], `scheduler (${label})`);
+async function startCluster(opts: Options, label: string, workers: number, concurrency: number | undefined, schedulerArgs: string[] = []): Promise<Cluster> {
+  const { proc, address } = await startScheduler(opts, schedulerArgs, `scheduler (${label})`);
   const ws = await Promise.all(
     Array.from({ length: workers }, (_, i) => startWorker(opts, address, `${label}-w${i + 1}`, concurrency)),
   );
@@ -420,6 +420,8 @@ interface ThroughputConfig {
   /** Worker `--concurrency`; undefined: not passed. */
   concurrency: number | undefined;
   warmup: number;
+  /** With a journal: `--data-dir` (a temporary one) and this `--fsync`. */
+  fsync?: 'batch';
 }
 
 /** The configurations this run measures, the first one first: the defaults unless overridden. */
@@ -430,12 +432,15 @@ function throughputConfigs(opts: Options): ThroughputConfig[] {
     concurrency: opts.concurrency,
     warmup: opts.warmup,
   };
-  return opts.tuned ? [first, { name: 'tuned', concurrency: TUNED_CONCURRENCY, warmup: opts.tunedWarmup }] : [first];
+  // The same again with a journal (issue 9: `--fsync batch` end to end at least 0.6 of it).
+  const journal: ThroughputConfig = { name: 'journal', concurrency: first.concurrency, warmup: first.warmup, fsync: 'batch' };
+  return opts.tuned ? [first, journal, { name: 'tuned', concurrency: TUNED_CONCURRENCY, warmup: opts.tunedWarmup }] : [first, journal];
 }
 
 /** The settings a throughput result's rows carry, e.g. `defaults: c=4, no warm-up, tls`. */
 function throughputLabel(r: ThroughputResult): string {
   const settings = [`c=${r.concurrency}`, r.warmup === 0 ? 'no warm-up' : `warm-up ${r.warmup}`];
+  if (r.fsync !== null) settings.push(`--fsync ${r.fsync}`);
   if (r.tls) settings.push('tls');
   return r.config === 'custom' ? settings.join(', ') : `${r.config}: ${settings.join(', ')}`;
 }
@@ -447,8 +452,10 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
   const expected = inputs.map(sha256Hex);
   const items: SubmitItem[] = inputs.map((args) => ({ kind: 'sha256', args }));
   const what = cfg.concurrency === undefined ? 'worker defaults' : `--concurrency ${cfg.concurrency}`;
-  log(`throughput (${cfg.name}): starting a scheduler and ${opts.workers} worker(s), ${what}${pki === undefined ? '' : ', TLS'}`);
-  const cluster = await startCluster(opts, `throughput-${cfg.name}`, opts.workers, cfg.concurrency);
+  log(`throughput (${cfg.name}): starting a scheduler and ${opts.workers} worker(s), ${what}${pki === undefined ? '' : ', TLS'}${cfg.fsync === undefined ? '' : `, --fsync ${cfg.fsync}`}`);
+  const dataDir = cfg.fsync === undefined ? undefined : mkdtempSync(join(tmpdir(), 'taskwire-bench-'));
+  const journalArgs = dataDir === undefined || cfg.fsync === undefined ? [] : ['--data-dir', dataDir, '--fsync', cfg.fsync];
+  const cluster = await startCluster(opts, `throughput-${cfg.name}`, opts.workers, cfg.concurrency, journalArgs);
   try {
     const client = await connectClient(cluster.address, 'bench');
     const ws = await client.workers();
@@ -504,6 +511,7 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
     const declared = ws[0]!;
     return {
       config: cfg.name,
+      fsync: cfg.fsync ?? null,
       tls: pki !== undefined,
       n: opts.n,
       workers: opts.workers,
@@ -526,6 +534,7 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
     };
   } finally {
     await stopCluster(opts, cluster);
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
@@ -704,8 +713,10 @@ function targetsOf(r: Report): Target[] {
   if (r.memory) {
     t.push({ name: 'bytes per queued job', target: '<= 200', value: r.memory.bytesPerJobRss, ok: r.memory.bytesPerJobRss <= 200 });
   }
-  if (r.journal && r.journal.modes.length > 0) {
-    t.push({ name: 'fsync batch ÷ memory-only', target: '>= 0.6', value: r.journal.batchRatio, ok: r.journal.batchRatio >= 0.6 });
+  if (r.journaled) {
+    // Issue 9: "the journal with --fsync batch at least 0.6 of that" (the end-to-end throughput).
+    const v = r.journaled.ratioToFirst;
+    t.push({ name: 'fsync batch ÷ memory-only, end to end', target: '>= 0.6', value: v, ok: v >= 0.6 });
   }
   return t;
 }
@@ -724,7 +735,7 @@ function printTable(r: Report): void {
     rows.push([phase, `echo msgs/s (${b.payloadBytes} B, pipelined)`, fmtInt(b.msgsPerSec), '1', '', '']);
     rows.push([phase, 'echo round trip p50 / p99 / max µs', `${fmtInt(b.rttUs.p50)} / ${fmtInt(b.rttUs.p99)} / ${fmtInt(b.rttUs.max)}`, '1', '', '']);
   }
-  for (const tp of [r.throughput, r.tuned]) {
+  for (const tp of [r.throughput, r.journaled, r.tuned]) {
     if (!tp) continue;
     const phase = `throughput (${throughputLabel(tp)})`;
     rows.push([
@@ -733,7 +744,7 @@ function printTable(r: Report): void {
       fmtInt(tp.jobsPerSec),
       fmtRatio(tp.ratioToBaseline),
       '',
-      tp === r.throughput ? mark('throughput jobs/s') : '',
+      tp === r.throughput ? mark('throughput jobs/s') : tp === r.journaled ? `${mark('fsync batch ÷ memory-only, end to end')} (${fmtRatio(r.journaled.ratioToFirst)})` : '',
     ]);
     rows.push([phase, 'results verified', `${fmtInt(tp.verified)} / ${fmtInt(tp.n)}`, '', '', '']);
     const flags = tp.concurrencyFlag === null ? 'no flags' : `--concurrency ${tp.concurrencyFlag}`;
@@ -779,7 +790,8 @@ function printTable(r: Report): void {
         fmtInt(mode.acksPerSec),
         fmtRatio(j.ratioToBaseline[mode.mode] ?? NaN),
         '',
-        mode.mode === 'batch' ? `${mark('fsync batch ÷ memory-only')} (${fmtRatio(j.batchRatio)})` : '',
+        // Submits alone, where the journal is most of the work; the target is end to end (throughput).
+        mode.mode === 'batch' ? `÷ memory-only ${fmtRatio(j.batchRatio)}` : '',
       ]);
     }
   }
@@ -841,6 +853,7 @@ async function runAll(opts: Options): Promise<number> {
     if (tp.otherCores > 0.1) notes.push(`other processes kept ${tp.otherCores.toFixed(2)} cores busy during throughput (${throughputLabel(tp)}): its jobs/s is low`);
   }
   const [throughput, tuned] = [tps[0] ?? null, tps.find((t) => t.config === 'tuned') ?? null];
+  const journaled = tps.find((t) => t.config === 'journal') ?? null;
   const latency = run('latency') && haveWorker ? await runLatency(opts) : null;
   const memory = run('memory') ? await runMemory(opts) : null;
   const journal = run('journal') ? await runJournal(opts) : null;
@@ -862,6 +875,11 @@ async function runAll(opts: Options): Promise<number> {
     tls: opts.tls,
     baseline,
     throughput: throughput && { ...throughput, ratioToBaseline: round(throughput.jobsPerSec / base, 3) },
+    journaled: journaled && {
+      ...journaled,
+      ratioToBaseline: round(journaled.jobsPerSec / base, 3),
+      ratioToFirst: round(journaled.jobsPerSec / (throughput?.jobsPerSec ?? NaN), 3),
+    },
     tuned: tuned && { ...tuned, ratioToBaseline: round(tuned.jobsPerSec / base, 3) },
     latency: latency && {
       ...latency,

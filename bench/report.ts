@@ -26,10 +26,13 @@ export interface ProcCpu {
 export interface ThroughputResult {
   /**
    * 'defaults': workers started with no tuning flag, fresh processes, no
-   * warm-up (what a user gets first); 'tuned': `--tuned` (c=64, warm-up);
+   * warm-up (what a user gets first); 'journal': the same with a journal
+   * (`--data-dir`, `--fsync batch`); 'tuned': `--tuned` (c=64, warm-up);
    * 'custom': `--concurrency`, `--warmup` or `--worker-script` given.
    */
-  config: 'defaults' | 'tuned' | 'custom';
+  config: 'defaults' | 'tuned' | 'custom' | 'journal';
+  /** 'journal': the first configuration again with a journal (`--data-dir`, this `--fsync`); else null. */
+  fsync: 'batch' | null;
   /** Scheduler, workers and client spoke TLS (`--tls`). */
   tls: boolean;
   n: number;
@@ -145,6 +148,8 @@ export interface Report {
   baseline: BaselineResult | null;
   /** The first configuration: the defaults, unless `--concurrency` or `--warmup` changed it. */
   throughput: (ThroughputResult & { ratioToBaseline: number }) | null;
+  /** The first configuration again with `--data-dir` and `--fsync batch`; `ratioToFirst` = its jobs/s ÷ the first's. */
+  journaled: (ThroughputResult & { ratioToBaseline: number; ratioToFirst: number }) | null;
   /** With `--tuned`: concurrency 64 and a warm-up, on fresh processes after the first. */
   tuned: (ThroughputResult & { ratioToBaseline: number }) | null;
   /** `p50RatioToFloor`, `p99RatioToFloor`: taskwire's figure ÷ `floor`'s. */

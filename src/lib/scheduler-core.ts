@@ -728,7 +728,8 @@ export class SchedulerCore {
     // DESIGN.md rule 1: invisible (PENDING) until the record is durable, then acknowledged.
     job.state = 'PENDING';
     this.#pending++;
-    journal.append(this.#submitRecord(job), (err) => {
+    // The record is encoded before append() returns: the frame's view of the args serves, no copy.
+    journal.append(this.#submitRecord(job, m.args), (err) => {
       this.#pending--;
       const waiters = this.#keyWaiters.get(job);
       if (waiters !== undefined) this.#keyWaiters.delete(job);
@@ -1808,12 +1809,12 @@ export class SchedulerCore {
     }
   }
 
-  #submitRecord(job: Job): JournalRecord {
+  #submitRecord(job: Job, args: Buffer = argsBuffer(job.args)): JournalRecord {
     const r: JournalRecord = {
       type: 'submit',
       id: job.id,
       kind: job.kind.name,
-      args: argsBuffer(job.args),
+      args,
       priority: job.priority,
       timeoutMs: job.timeoutMs,
       maxRetries: job.maxRetries,

@@ -37,7 +37,7 @@ function positive(x: unknown): void {
   expect(Number.isFinite(x)).toBe(true);
 }
 
-function checkThroughput(tp: (ThroughputResult & { ratioToBaseline: number }) | null, expected: Partial<ThroughputResult>): void {
+function checkThroughput(tp: (ThroughputResult & { ratioToBaseline: number }) | null | undefined, expected: Partial<ThroughputResult>): void {
   if (!tp) throw new Error('a throughput configuration is missing');
   expect(tp).toMatchObject({ n: 1000, workers: 2, verified: 1000, failed: 0, wrong: 0, ...expected });
   positive(tp.jobsPerSec);
@@ -69,6 +69,10 @@ describe('npm run bench (smoke)', () => {
     positive(throughput.ratioToBaseline);
     checkThroughput(tuned, { config: 'tuned', tls: false, concurrency: 64, concurrencyFlag: 64, warmup: 10_000 });
     positive(tuned!.ratioToBaseline);
+    // The defaults again with a journal (--data-dir, --fsync batch), every result verified.
+    checkThroughput(r.journaled, { config: 'journal', fsync: 'batch', tls: false, concurrency: 4, concurrencyFlag: null, warmup: 0 });
+    positive(r.journaled!.ratioToFirst);
+    expect(throughput.fsync).toBeNull();
 
     expect(latency).toMatchObject({ n: 200, verified: 200 });
     for (const k of ['p50', 'p99', 'max'] as const) positive(latency.us[k]);
@@ -95,7 +99,7 @@ describe('npm run bench (smoke)', () => {
       'CPU µs per job',
       'latency p99 µs',
       'bytes per queued job',
-      'fsync batch ÷ memory-only',
+      'fsync batch ÷ memory-only, end to end',
     ]);
 
     // --tls: every scheduler phase over TLS (the echo baseline, plain TCP, skipped here).
