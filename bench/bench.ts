@@ -71,6 +71,8 @@ interface Options {
 const USAGE = `Usage: npm run bench [-- options]
 
 Measures taskwire end to end against a raw TCP baseline (docs/PERFORMANCE.md).
+The throughput phase runs the first configuration twice: as it is, then with a
+journal (--data-dir, --fsync batch; labelled "journal").
 
 Options:
   --n N                 jobs in the throughput phase (default 100000)
