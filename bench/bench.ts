@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: taskwire's throughput, latency, memory and journal
+ * `npm run bench`: taskwire's throughput, scale, latency, memory and journal
  * figures, next to a raw-TCP baseline and, for latency, a do-nothing Node
  * relay's floor (bench/relay-floor.ts), both measured in the same run
  * (issues 5 and 9, docs/PERFORMANCE.md). Throughput is measured first as a
@@ -20,12 +20,25 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Client as ClientClass, ConnectOptions, SubmitItem } from '../src/client.js';
+import type { Client as ClientClass, ConnectOptions, JobResult, SubmitItem, WorkerInfo } from '../src/client.js';
 import { FrameScanner, makeFrame } from './framing.js';
 import { makeBenchPki, removeBenchPki, type BenchPki } from './pki.js';
 import { cpuOf, entryOf, installCleanup, killAll, peakRssOf, ROOT, rssOf, spawnNode, type Proc, type Runtime } from './procs.js';
 import { measureRelayFloor } from './relay-floor.js';
-import type { BaselineResult, JournalModeResult, JournalResult, LatencyResult, MemoryResult, ProcCpu, Report, Target, ThroughputResult } from './report.js';
+import type {
+  BaselineResult,
+  JournalModeResult,
+  JournalResult,
+  LatencyResult,
+  MemoryResult,
+  ProcCpu,
+  Report,
+  ScaleEntry,
+  ScaleResult,
+  ScaleSpan,
+  Target,
+  ThroughputResult,
+} from './report.js';
 import { fmtBytes, fmtInt, fmtRatio, percentiles, round } from './stats.js';
 
 // ---------------------------------------------------------------------------
@@ -34,7 +47,7 @@ import { fmtBytes, fmtInt, fmtRatio, percentiles, round } from './stats.js';
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
-const PHASES = ['baseline', 'throughput', 'latency', 'memory', 'journal'] as const;
+const PHASES = ['baseline', 'throughput', 'scale', 'latency', 'memory', 'journal'] as const;
 type Phase = (typeof PHASES)[number];
 
 /** The `--tuned` configuration: deep pipelines and a warm JIT (issue 5's old defaults). */
@@ -52,6 +65,10 @@ interface Options {
   tunedWarmup: number;
   /** Scheduler, workers and clients over TLS (throwaway certificates); the echo baseline stays plain. */
   tls: boolean;
+  /** Scale phase: jobs queued, then drained (the deep-queue point). */
+  deepJobs: number;
+  /** Scale phase: worker connections of the many-workers point. */
+  manyWorkers: number;
   latencyN: number;
   latencyWarmup: number;
   memoryJobs: number;
@@ -86,6 +103,11 @@ Options:
   --tls                 scheduler, workers and clients over TLS, with a throwaway CA and
                         certificate made by the openssl binary (the echo baseline stays
                         plain TCP)
+  --deep-jobs N         scale phase: jobs queued with their kind paused, then drained by
+                        --workers CLI workers at their defaults, warmed up with --n jobs
+                        (default 1000000)
+  --many-workers N      scale phase: worker connections, in --workers processes
+                        (bench/worker-host.ts), running --n jobs (default 128)
   --latency-n N         sequential round trips measured (default 5000), through taskwire
                         and, just before, through a do-nothing Node relay (the floor:
                         bench/relay-floor.ts)
@@ -96,8 +118,9 @@ Options:
   --journal-always-n N  jobs with --fsync always (one fsync each) (default 5000)
   --baseline-n N        messages of the echo baseline (default 500000)
   --payload-bytes N     sha256 input size, bytes (default 32); larger sizes scale the
-                        defaults of --n, --window, the tuned warm-up, --memory-jobs and
-                        --journal-n down (at most ~2 GiB through the scheduler)
+                        defaults of --n, --window, the tuned warm-up, --deep-jobs,
+                        --memory-jobs and --journal-n down (at most ~2 GiB through the
+                        scheduler)
   --runtime tsx|dist    run src/*.ts via tsx (default) or the built dist/*.js
   --skip LIST           phases to skip: ${PHASES.join(',')}
   --json                print one JSON object instead of the table
@@ -118,6 +141,8 @@ function parseOptions(argv: string[]): Options {
       concurrency: { type: 'string' },
       window: { type: 'string' },
       warmup: { type: 'string' },
+      'deep-jobs': { type: 'string' },
+      'many-workers': { type: 'string' },
       'latency-n': { type: 'string' },
       'latency-warmup': { type: 'string' },
       'memory-jobs': { type: 'string' },
@@ -166,6 +191,8 @@ function parseOptions(argv: string[]): Options {
     tuned: values.tuned ?? false,
     tunedWarmup: scaled(10_000, 256 * MIB),
     tls: values.tls ?? false,
+    deepJobs: int('deep-jobs', values['deep-jobs'], scaled(1_000_000, 512 * MIB), 1),
+    manyWorkers: int('many-workers', values['many-workers'], 128, 1),
     latencyN: int('latency-n', values['latency-n'], 5_000, 1),
     latencyWarmup: int('latency-warmup', values['latency-warmup'], 500),
     memoryJobs: int('memory-jobs', values['memory-jobs'], scaled(1_000_000, 512 * MIB), 1),
@@ -228,6 +255,22 @@ async function cpuBusyShare(ms: number): Promise<number> {
   return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
 }
 
+/** One process's CPU over a measurement, per job (`elapsed` in seconds). */
+function cpuRow(name: string, userMs: number, sysMs: number, elapsed: number, jobs: number): ProcCpu {
+  const ms = userMs + sysMs;
+  return { name, cpuMs: round(ms), sysShare: ms > 0 ? round(sysMs / ms, 3) : 0, cores: round(ms / 1000 / elapsed, 3), usPerJob: round((ms * 1000) / jobs, 3) };
+}
+
+/**
+ * Cores' worth of busy CPU time the machine spent on anything but the bench's processes
+ * (`ourMs` of CPU) between two machineCpu() readings `elapsed` seconds apart (USER_HZ is 100
+ * on Linux): another tenant's work during the measurement, which jobs/s silently absorbs.
+ * NaN under half a second, where a 10 ms tick alone would read as cores' worth.
+ */
+function otherCoresOf(a: { busy: number; total: number }, b: { busy: number; total: number }, ourMs: number, elapsed: number): number {
+  return b.total > a.total && elapsed >= 0.5 ? Math.max(0, ((b.busy - a.busy) * 10 - ourMs) / 1000 / elapsed) : NaN;
+}
+
 /** Newest modification time of the files under `dir`, ms. */
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -260,6 +303,30 @@ function sha256Hex(s: string): string {
 
 function* sha256Items(count: number, bytes: number, offset: number): Generator<SubmitItem> {
   for (let i = 0; i < count; i++) yield { kind: 'sha256', args: makeInput(offset + i, bytes) };
+}
+
+/** Outcomes checked against the expected digests; the first problem is kept for the log. */
+interface Check {
+  verified: number;
+  failed: number;
+  wrong: number;
+  firstProblem: string;
+}
+
+function newCheck(): Check {
+  return { verified: 0, failed: 0, wrong: 0, firstProblem: '' };
+}
+
+function checkResult(c: Check, i: number, r: JobResult | Error, expected: string): void {
+  if (r instanceof Error) {
+    c.failed++;
+    c.firstProblem ||= `job ${i}: ${r.message}`;
+  } else if (r.text() === expected) {
+    c.verified++;
+  } else {
+    c.wrong++;
+    c.firstProblem ||= `job ${i}: got ${r.text()}, expected ${expected}`;
+  }
 }
 
 interface Cluster {
@@ -478,36 +545,16 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
     const elapsed = secondsSince(t0);
     const self1 = process.cpuUsage(self0);
     const machine1 = machineCpu();
-    const cpuRow = (name: string, userMs: number, sysMs: number): ProcCpu => {
-      const ms = userMs + sysMs;
-      return { name, cpuMs: round(ms), sysShare: ms > 0 ? round(sysMs / ms, 3) : 0, cores: round(ms / 1000 / elapsed, 3), usPerJob: round((ms * 1000) / opts.n, 3) };
-    };
     const cpu = procs.map((p, i): ProcCpu => {
       const now = cpuOf(p.pid);
-      return cpuRow(i === 0 ? 'scheduler' : `worker ${i}`, now.userMs - cpu0[i]!.userMs, now.sysMs - cpu0[i]!.sysMs);
+      return cpuRow(i === 0 ? 'scheduler' : `worker ${i}`, now.userMs - cpu0[i]!.userMs, now.sysMs - cpu0[i]!.sysMs, elapsed, opts.n);
     });
-    cpu.unshift(cpuRow('client', self1.user / 1000, self1.system / 1000));
-    // Busy CPU time of the machine not spent by the bench's processes (USER_HZ is 100 on Linux):
-    // another tenant's work during the measurement, which the jobs/s figure silently absorbs.
-    const ourMs = cpu.reduce((sum, c) => sum + c.cpuMs, 0);
-    const otherCores = machine1.total > machine0.total ? Math.max(0, ((machine1.busy - machine0.busy) * 10 - ourMs) / 1000 / elapsed) : NaN;
-    let verified = 0;
-    let failed = 0;
-    let wrong = 0;
-    let firstProblem = '';
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i]!;
-      if (r instanceof Error) {
-        failed++;
-        firstProblem ||= `job ${i}: ${r.message}`;
-      } else if (r.text() === expected[i]) {
-        verified++;
-      } else {
-        wrong++;
-        firstProblem ||= `job ${i}: got ${r.text()}, expected ${expected[i]}`;
-      }
-    }
-    if (verified !== opts.n) log(`throughput (${cfg.name}): ${failed} failed, ${wrong} wrong; first: ${firstProblem}`);
+    cpu.unshift(cpuRow('client', self1.user / 1000, self1.system / 1000, elapsed, opts.n));
+    const otherCores = otherCoresOf(machine0, machine1, cpu.reduce((sum, c) => sum + c.cpuMs, 0), elapsed);
+    const check = newCheck();
+    results.forEach((r, i) => checkResult(check, i, r, expected[i]!));
+    const { verified, failed, wrong } = check;
+    if (verified !== opts.n) log(`throughput (${cfg.name}): ${failed} failed, ${wrong} wrong; first: ${check.firstProblem}`);
     await client.close({ timeoutMs: 2_000 });
     // What the workers declared, as the scheduler saw it: the truth even when no flag was passed.
     const declared = ws[0]!;
@@ -537,6 +584,218 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
   } finally {
     await stopCluster(opts, cluster);
     if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Phase: scale (issue 9: per-job cost flat with a deep queue and with many workers)
+
+/** CPU used so far by this process (the client) and by `procs` (the scheduler, then workers), and when. */
+interface CpuMark {
+  at: bigint;
+  client: NodeJS.CpuUsage;
+  procs: Array<{ userMs: number; sysMs: number }>;
+  machine: { busy: number; total: number };
+}
+
+function cpuMark(procs: Proc[]): CpuMark {
+  return { at: process.hrtime.bigint(), client: process.cpuUsage(), procs: procs.map((p) => cpuOf(p.pid)), machine: machineCpu() };
+}
+
+/** Rate and CPU per job between two marks `jobs` jobs apart: client, scheduler, and the worker processes summed. */
+function spanOf(a: CpuMark, b: CpuMark, jobs: number): ScaleSpan {
+  const elapsed = Number(b.at - a.at) / 1e9;
+  let userMs = 0;
+  let sysMs = 0;
+  for (let i = 1; i < a.procs.length; i++) {
+    userMs += b.procs[i]!.userMs - a.procs[i]!.userMs;
+    sysMs += b.procs[i]!.sysMs - a.procs[i]!.sysMs;
+  }
+  const cpu = [
+    cpuRow('client', (b.client.user - a.client.user) / 1000, (b.client.system - a.client.system) / 1000, elapsed, jobs),
+    cpuRow('scheduler', b.procs[0]!.userMs - a.procs[0]!.userMs, b.procs[0]!.sysMs - a.procs[0]!.sysMs, elapsed, jobs),
+    cpuRow('workers', userMs, sysMs, elapsed, jobs),
+  ];
+  return { jobs, elapsedMs: round(elapsed * 1000), jobsPerSec: round(jobs / elapsed), cpu, usPerJobTotal: round(cpu.reduce((sum, c) => sum + c.usPerJob, 0), 3) };
+}
+
+/**
+ * Waits for the outcome of every job in `ids`: WATCHes in id order, at most `window` in
+ * flight; `onSettled` gets each outcome with the count settled so far.
+ */
+function waitAll(client: ClientClass, ids: number[], window: number, onSettled: (i: number, r: JobResult | Error, settled: number) => void): Promise<void> {
+  return new Promise((resolve) => {
+    let next = 0;
+    let settled = 0;
+    const settle = (i: number, r: JobResult | Error): void => {
+      onSettled(i, r, ++settled);
+      if (settled === ids.length) resolve();
+      else launch();
+    };
+    const launch = (): void => {
+      while (next < ids.length && next - settled < window) {
+        const i = next++;
+        client.wait(ids[i]!).then(
+          (r) => settle(i, r),
+          (err: unknown) => settle(i, err instanceof Error ? err : new Error(String(err))),
+        );
+      }
+    };
+    launch();
+  });
+}
+
+/** What both scale points end with: the figures over start..end, the check, and the scheduler's own count of done jobs. */
+async function scaleResult(
+  opts: Options,
+  client: ClientClass,
+  cluster: Cluster,
+  point: Pick<ScaleResult, 'point' | 'queuedAtStart' | 'warmupJobs' | 'workerConnections' | 'workerProcesses'>,
+  declared: WorkerInfo,
+  marks: { start: CpuMark; end: CpuMark },
+  check: Check,
+): Promise<ScaleResult> {
+  const span = spanOf(marks.start, marks.end, check.verified + check.failed + check.wrong);
+  if (check.verified !== span.jobs) log(`scale (${point.point}): ${check.failed} failed, ${check.wrong} wrong; first: ${check.firstProblem}`);
+  const stats = await client.stats();
+  await client.close({ timeoutMs: 2_000 });
+  const ourMs = span.cpu.reduce((sum, c) => sum + c.cpuMs, 0);
+  return {
+    ...point,
+    ...span,
+    tls: pki !== undefined,
+    concurrency: declared.concurrency,
+    prefetch: declared.prefetch ?? 0,
+    window: opts.window,
+    payloadBytes: opts.payloadBytes,
+    verified: check.verified,
+    failed: check.failed,
+    wrong: check.wrong,
+    doneReported: (stats.kinds['sha256']?.done ?? 0) - point.warmupJobs,
+    otherCores: round(otherCoresOf(marks.start.machine, marks.end.machine, ourMs, span.elapsedMs / 1000), 3),
+    schedulerPeakRssBytes: peakRssOf(cluster.scheduler.pid),
+  };
+}
+
+/** The ids of enqueueMany's acks; throws at the first refusal. */
+function idsOf(acks: Array<{ id: number } | Error>): number[] {
+  return acks.map((a, i) => {
+    if (a instanceof Error) throw new Error(`scale: submission ${i} refused: ${a.message}`);
+    return a.id;
+  });
+}
+
+/**
+ * Deep queue: `--deep-jobs` jobs queued while the kind is paused, then drained by CLI workers
+ * at their defaults, as the throughput phase starts them. The client learns every outcome with
+ * a WATCH per job, `--window` in flight, in id order: like the throughput phase's submitMany,
+ * every result crosses the scheduler to the client, so the per-job figures compare (polling
+ * STATS would cost the client less, and leave the scheduler's result delivery out). The jobs
+ * run in id order (one priority), so the WATCHes stay ahead of the drain; one that falls
+ * behind still finds its result among the retained ones (the last 100,000 by default).
+ *
+ * Unlike the throughput phase, the processes are warmed up first (`--n` jobs queued and drained
+ * the same way): the first and last tenths of the drain are there to show whether the cost
+ * grows with the depth of the queue, and cold, the first tenth costs ~1.6 times the rest,
+ * mostly JIT warm-up (the workers, which hold no queue, show it as much).
+ */
+async function runDeepQueue(opts: Options): Promise<ScaleResult> {
+  const q = opts.deepJobs;
+  // Digests first, as in the throughput phase: hashing a million inputs while connected
+  // would block the client's event loop past the heartbeat deadline.
+  const expected = Array.from({ length: q }, (_, i) => sha256Hex(makeInput(i, opts.payloadBytes)));
+  log(`scale: deep queue, starting a scheduler and ${opts.workers} worker(s), worker defaults`);
+  // The default --max-queued (2,000,000) unless --deep-jobs asks for more.
+  const { proc, address } = await startScheduler(opts, ['--max-queued', String(Math.max(2_000_000, q))], 'scheduler (scale-deep)');
+  const cluster: Cluster = { scheduler: proc, address, workers: [] };
+  try {
+    cluster.workers = await Promise.all(Array.from({ length: opts.workers }, (_, i) => startWorker(opts, address, `scale-deep-w${i + 1}`, undefined)));
+    const client = await connectClient(address, 'bench-scale');
+    const ws = await client.workers();
+    if (ws.length !== opts.workers) throw new Error(`scale: expected ${opts.workers} workers, the scheduler has ${ws.length}`);
+    const warm = opts.n;
+    log(`scale: warm-up, ${fmtInt(warm)} jobs queued and drained`);
+    const warmIds = idsOf(await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 1_000_000_000), { window: opts.window }));
+    let warmFailed = 0;
+    await waitAll(client, warmIds, opts.window, (_, r) => void (warmFailed += r instanceof Error ? 1 : 0));
+    if (warmFailed > 0) throw new Error(`scale warm-up: ${warmFailed} jobs failed`);
+    // Paused while the queue fills, so it is all there when the drain starts.
+    await client.pause('sha256');
+    log(`scale: queueing ${fmtInt(q)} jobs of ${opts.payloadBytes} bytes`);
+    const procs = [proc, ...cluster.workers];
+    const filling = cpuMark(procs);
+    const ids = idsOf(await client.enqueueMany(sha256Items(q, opts.payloadBytes, 0), { window: opts.window }));
+    const filled = cpuMark(procs);
+    log(`scale: draining ${fmtInt(q)} queued jobs`);
+    // The first and the last tenth of the drain: the queue at its deepest, and nearly empty.
+    const tenth = Math.floor(q / 10);
+    let first: CpuMark | undefined;
+    let last: CpuMark | undefined;
+    const check = newCheck();
+    const start = cpuMark(procs);
+    await client.resume('sha256');
+    await waitAll(client, ids, opts.window, (i, r, settled) => {
+      checkResult(check, i, r, expected[i]!);
+      if (settled === tenth) first = cpuMark(procs);
+      if (settled === q - tenth) last = cpuMark(procs);
+    });
+    const end = cpuMark(procs);
+    const point = { point: 'deep-queue', queuedAtStart: q, warmupJobs: warm, workerConnections: opts.workers, workerProcesses: opts.workers } as const;
+    const result = await scaleResult(opts, client, cluster, point, ws[0]!, { start, end }, check);
+    result.enqueue = spanOf(filling, filled, q);
+    if (tenth > 0 && first !== undefined && last !== undefined) {
+      result.firstTenth = spanOf(start, first, tenth);
+      result.lastTenth = spanOf(last, end, tenth);
+    }
+    return result;
+  } finally {
+    await stopCluster(opts, cluster);
+  }
+}
+
+/**
+ * Starts bench/worker-host.ts with `connections` worker connections; resolves once all are
+ * connected. Always src/ through tsx, like the memory phase's scheduler host.
+ */
+async function startWorkerHost(opts: Options, address: string, name: string, connections: number): Promise<Proc> {
+  const args = [address, String(connections), name];
+  if (pki !== undefined) args.push(pki.ca);
+  const proc = spawnNode(name, entryOf('tsx', 'bench/worker-host.ts', profileArgs(opts, name)), args);
+  await proc.waitFor(/worker host \S+ ready/);
+  return proc;
+}
+
+/**
+ * Many workers: `--many-workers` worker connections run `--n` jobs submitted as in the throughput
+ * phase. The connections live in `--workers` processes, as many as the throughput phase's
+ * workers, so only the number of connections differs from it.
+ */
+async function runManyWorkers(opts: Options): Promise<ScaleResult> {
+  const inputs = Array.from({ length: opts.n }, (_, i) => makeInput(i, opts.payloadBytes));
+  const expected = inputs.map(sha256Hex);
+  const items: SubmitItem[] = inputs.map((args) => ({ kind: 'sha256', args }));
+  const hosts = Math.min(opts.workers, opts.manyWorkers);
+  log(`scale: starting a scheduler and ${opts.manyWorkers} worker connections in ${hosts} process(es)`);
+  const { proc, address } = await startScheduler(opts, [], 'scheduler (scale-many)');
+  const cluster: Cluster = { scheduler: proc, address, workers: [] };
+  try {
+    // The connections split evenly, the first hosts taking one more when they do not divide.
+    const share = (i: number): number => Math.floor(opts.manyWorkers / hosts) + (i < opts.manyWorkers % hosts ? 1 : 0);
+    cluster.workers = await Promise.all(Array.from({ length: hosts }, (_, i) => startWorkerHost(opts, address, `scale-h${i + 1}`, share(i))));
+    const client = await connectClient(address, 'bench-scale');
+    const ws = await client.workers();
+    if (ws.length !== opts.manyWorkers) throw new Error(`scale: expected ${opts.manyWorkers} worker connections, the scheduler has ${ws.length}`);
+    log(`scale: ${fmtInt(opts.n)} sha256 jobs over ${opts.manyWorkers} worker connections, window ${opts.window}`);
+    const procs = [proc, ...cluster.workers];
+    const start = cpuMark(procs);
+    const results = await client.submitMany(items, { window: opts.window });
+    const end = cpuMark(procs);
+    const check = newCheck();
+    results.forEach((r, i) => checkResult(check, i, r, expected[i]!));
+    const point = { point: 'many-workers', queuedAtStart: 0, warmupJobs: 0, workerConnections: opts.manyWorkers, workerProcesses: hosts } as const;
+    return await scaleResult(opts, client, cluster, point, ws[0]!, { start, end }, check);
+  } finally {
+    await stopCluster(opts, cluster);
   }
 }
 
@@ -700,6 +959,19 @@ async function runJournal(opts: Options): Promise<JournalResult> {
 
 
 
+/** The phase name of a scale point's rows, e.g. `scale (deep queue: 1,000,000 queued)`. */
+function scaleLabel(s: ScaleResult): string {
+  const tls = s.tls ? ', tls' : '';
+  return s.point === 'deep-queue' ? `scale (deep queue: ${fmtInt(s.queuedAtStart)} queued${tls})` : `scale (${s.workerConnections} worker connections${tls})`;
+}
+
+/** A scale point with its scheduler µs per job ÷ the defaults' throughput's, when that ran (the same workers, one connection each). */
+function scaleEntry(s: ScaleResult, throughput: ThroughputResult | null): ScaleEntry {
+  const us = (cpu: ProcCpu[]): number => cpu.find((c) => c.name === 'scheduler')?.usPerJob ?? NaN;
+  if (throughput?.config !== 'defaults') return s;
+  return { ...s, schedulerRatioToThroughput: round(us(s.cpu) / us(throughput.cpu), 3) };
+}
+
 function targetsOf(r: Report): Target[] {
   const t: Target[] = [];
   // Issue 9's targets, at the defaults a user gets. Latency p50 has no fixed target: it is judged
@@ -761,6 +1033,33 @@ function printTable(r: Report): void {
       '',
       tp === r.throughput ? mark('CPU µs per job') : '',
     ]);
+  }
+  for (const s of r.scale === null ? [] : [r.scale.deepQueue, r.scale.manyWorkers]) {
+    const phase = scaleLabel(s);
+    const figure = s.point === 'deep-queue'
+      ? `jobs/s draining (Q=${s.jobs}, W=${s.workerProcesses}, c=${s.concurrency}, ${s.payloadBytes} B, warm-up ${s.warmupJobs})`
+      : `jobs/s end to end (N=${s.jobs}, ${s.workerConnections} connections in ${s.workerProcesses} processes, c=${s.concurrency}, ${s.payloadBytes} B)`;
+    rows.push([phase, figure, fmtInt(s.jobsPerSec), '', '', '']);
+    rows.push([phase, 'results verified', `${fmtInt(s.verified)} / ${fmtInt(s.jobs)}`, '', '', '']);
+    rows.push([phase, 'workers as declared', `${s.workerConnections} connection(s) in ${s.workerProcesses} process(es): concurrency ${s.concurrency}, prefetch ${s.prefetch}`, '', '', '']);
+    const others = Number.isNaN(s.otherCores) ? '' : `; other processes ${s.otherCores.toFixed(2)}`;
+    rows.push([phase, 'CPU cores busy', s.cpu.map((c) => `${c.name} ${c.cores.toFixed(2)}`).join(', ') + others, '', '', '']);
+    rows.push([
+      phase,
+      'CPU µs per job (% in kernel)',
+      `total ${s.usPerJobTotal.toFixed(1)}: ${s.cpu.map((c) => `${c.name} ${c.usPerJob.toFixed(1)} (${Math.round(c.sysShare * 100)}%)`).join(', ')}`,
+      '',
+      '',
+      s.schedulerRatioToThroughput === undefined ? '' : `scheduler ÷ throughput's ${fmtRatio(s.schedulerRatioToThroughput)}`,
+    ]);
+    const sched = (t: ScaleSpan): string => (t.cpu.find((c) => c.name === 'scheduler')?.usPerJob ?? NaN).toFixed(1);
+    const e = s.enqueue;
+    if (e) rows.push([phase, 'queueing them first (not in the figures above): acks/s; CPU µs per job', `${fmtInt(e.jobsPerSec)}; scheduler ${sched(e)}, total ${e.usPerJobTotal.toFixed(1)}`, '', '', '']);
+    const [a, b] = [s.firstTenth, s.lastTenth];
+    if (a && b) {
+      rows.push([phase, 'first / last 10% of the drain: jobs/s', `${fmtInt(a.jobsPerSec)} / ${fmtInt(b.jobsPerSec)}`, '', '', '']);
+      rows.push([phase, 'first / last 10%: CPU µs per job', `scheduler ${sched(a)} / ${sched(b)}, total ${a.usPerJobTotal.toFixed(1)} / ${b.usPerJobTotal.toFixed(1)}`, '', '', '']);
+    }
   }
   const l = r.latency;
   if (l) {
@@ -840,7 +1139,7 @@ async function runAll(opts: Options): Promise<number> {
   if (busy > 0.1) notes.push(`the CPUs were ${Math.round(busy * 100)}% busy with other work just before the run: the figures are skewed`);
   const run = (p: Phase): boolean => !opts.skip.has(p);
   const haveWorker = workerAvailable(opts);
-  if (!haveWorker && (run('throughput') || run('latency'))) notes.push(`${opts.workerScript} does not exist (yet): throughput and latency skipped`);
+  if (!haveWorker && (run('throughput') || run('scale') || run('latency'))) notes.push(`${opts.workerScript} does not exist (yet): throughput, scale and latency skipped`);
   if (opts.workerScript !== 'src/worker.ts') notes.push(`workers: ${opts.workerScript}, not the real worker`);
 
   if (opts.tls) notes.push('scheduler, workers and clients spoke TLS (throwaway P-256 certificates); the echo baseline and the latency floor are plain TCP');
@@ -856,6 +1155,10 @@ async function runAll(opts: Options): Promise<number> {
   }
   const [throughput, tuned] = [tps[0] ?? null, tps.find((t) => t.config === 'tuned') ?? null];
   const journaled = tps.find((t) => t.config === 'journal') ?? null;
+  const scale = run('scale') && haveWorker ? { deepQueue: await runDeepQueue(opts), manyWorkers: await runManyWorkers(opts) } : null;
+  for (const s of scale === null ? [] : [scale.deepQueue, scale.manyWorkers]) {
+    if (s.otherCores > 0.1) notes.push(`other processes kept ${s.otherCores.toFixed(2)} cores busy during ${scaleLabel(s)}: its jobs/s is low`);
+  }
   const latency = run('latency') && haveWorker ? await runLatency(opts) : null;
   const memory = run('memory') ? await runMemory(opts) : null;
   const journal = run('journal') ? await runJournal(opts) : null;
@@ -883,6 +1186,7 @@ async function runAll(opts: Options): Promise<number> {
       ratioToFirst: round(journaled.jobsPerSec / (throughput?.jobsPerSec ?? NaN), 3),
     },
     tuned: tuned && { ...tuned, ratioToBaseline: round(tuned.jobsPerSec / base, 3) },
+    scale: scale && { deepQueue: scaleEntry(scale.deepQueue, throughput), manyWorkers: scaleEntry(scale.manyWorkers, throughput) },
     latency: latency && {
       ...latency,
       p50RatioToBaseline: round(latency.us.p50 / (baseline?.rttUs.p50 ?? NaN), 3),
@@ -905,6 +1209,12 @@ async function runAll(opts: Options): Promise<number> {
   // Wrong answers are a failure of the run; a slow one is not.
   let code = 0;
   for (const tp of tps) if (tp.verified !== tp.n) code = 1;
+  for (const s of scale === null ? [] : [scale.deepQueue, scale.manyWorkers]) {
+    if (s.verified !== s.jobs || s.doneReported !== s.jobs) {
+      log(`${scaleLabel(s)}: ${fmtInt(s.verified)} of ${fmtInt(s.jobs)} verified, the scheduler counts ${fmtInt(s.doneReported)} done`);
+      code = 1;
+    }
+  }
   if (latency && (latency.verified !== latency.n || latency.floor.verified !== latency.floor.n)) code = 1;
   if (memory && memory.queuedReported !== memory.jobs) {
     log(`memory: the scheduler reports ${memory.queuedReported} queued, expected ${memory.jobs}`);

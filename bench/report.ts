@@ -66,6 +66,65 @@ export interface ThroughputResult {
   schedulerPeakRssBytes: number;
 }
 
+/** A stretch of a scale point's run: all of it, or the first or the last tenth of a drain. */
+export interface ScaleSpan {
+  jobs: number;
+  elapsedMs: number;
+  jobsPerSec: number;
+  /** Client, scheduler and the worker processes summed ('workers'), in that order. */
+  cpu: ProcCpu[];
+  /** Sum of `cpu[].usPerJob`. */
+  usPerJobTotal: number;
+}
+
+/**
+ * One point of the scale phase, on fresh processes (issue 9: per-job cost flat
+ * from 0 to 1,000,000 queued jobs and from 1 to 128 worker connections). No
+ * target: it is read against the throughput phase's per-job CPU.
+ */
+export interface ScaleResult extends ScaleSpan {
+  /**
+   * 'deep-queue': `jobs` queued with the kind paused, then drained by CLI
+   * workers at their defaults, the client waiting for every outcome (a WATCH
+   * per job); 'many-workers': `jobs` submitted with submitMany to
+   * `workerConnections` library workers hosted in `workerProcesses`
+   * processes (bench/worker-host.ts).
+   */
+  point: 'deep-queue' | 'many-workers';
+  tls: boolean;
+  /** Jobs queued when the clock started: all of them for the deep queue, 0 for many workers. */
+  queuedAtStart: number;
+  /**
+   * Jobs run before, on the same processes (deep queue: `--n`, queued and drained the same way;
+   * many workers: 0, cold like the throughput phase's defaults).
+   */
+  warmupJobs: number;
+  workerConnections: number;
+  workerProcesses: number;
+  /** Concurrency and prefetch each worker connection declared (as the scheduler's WORKERS reply shows them). */
+  concurrency: number;
+  prefetch: number;
+  /** Client window: submissions (many workers) or WATCHes (deep queue) in flight. */
+  window: number;
+  payloadBytes: number;
+  verified: number;
+  failed: number;
+  wrong: number;
+  /** Jobs of the kind the scheduler's STATS counts done at the end, less the warm-up's: must equal `jobs`. */
+  doneReported: number;
+  /** As in {@link ThroughputResult.otherCores}. */
+  otherCores: number;
+  schedulerPeakRssBytes: number;
+  /** Deep queue: queueing the jobs (enqueueMany, the kind paused), before the clock started. */
+  enqueue?: ScaleSpan;
+  /** Deep queue of 10 jobs or more: the first and the last tenth of the drain, the queue at its deepest and nearly empty. */
+  firstTenth?: ScaleSpan;
+  lastTenth?: ScaleSpan;
+}
+
+/** A scale point in the report: `schedulerRatioToThroughput` = its scheduler µs per job ÷ the defaults' throughput's (absent when that did not run). */
+export type ScaleEntry = ScaleResult & { schedulerRatioToThroughput?: number };
+
 export interface LatencyResult {
   n: number;
   payloadBytes: number;
@@ -152,6 +211,8 @@ export interface Report {
   journaled: (ThroughputResult & { ratioToBaseline: number; ratioToFirst: number }) | null;
   /** With `--tuned`: concurrency 64 and a warm-up, on fresh processes after the first. */
   tuned: (ThroughputResult & { ratioToBaseline: number }) | null;
+  /** A deep queue drained, and many worker connections (the `scale` phase). */
+  scale: { deepQueue: ScaleEntry; manyWorkers: ScaleEntry } | null;
   /** `p50RatioToFloor`, `p99RatioToFloor`: taskwire's figure ÷ `floor`'s. */
   latency: (LatencyResult & { p50RatioToBaseline: number; p99RatioToBaseline: number; p50RatioToFloor: number; p99RatioToFloor: number }) | null;
   memory: MemoryResult | null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RelayFloorResult, Report, ThroughputResult } from '../../bench/report.js';
+import type { RelayFloorResult, Report, ScaleEntry, ScaleResult, ScaleSpan, ThroughputResult } from '../../bench/report.js';
 import { spawnTs } from '../helpers/process.js';
 
 /**
@@ -7,12 +7,14 @@ import { spawnTs } from '../helpers/process.js';
  * the benchmark must keep working — every phase runs, every figure is in the
  * JSON, every result is verified, and it exits 0. The defaults are measured
  * first and as a user gets them; `--tuned` and `--tls` are labelled. The two
- * runs go side by side (timings are not looked at) to keep the file near 7 s.
+ * runs go side by side (timings are not looked at) to keep the file near 10 s.
  */
 
 /** Tiny sizes for every phase: the whole run takes a few seconds. */
 const TINY = [
   '--n', '1000',
+  '--deep-jobs', '2000',
+  '--many-workers', '8',
   '--memory-jobs', '10000',
   '--latency-n', '200',
   '--latency-warmup', '50',
@@ -47,6 +49,27 @@ function checkThroughput(tp: (ThroughputResult & { ratioToBaseline: number }) | 
   positive(tp.usPerJobTotal);
 }
 
+function checkSpan(span: ScaleSpan | undefined, jobs: number): void {
+  if (!span) throw new Error('a scale span is missing');
+  expect(span.jobs).toBe(jobs);
+  positive(span.jobsPerSec);
+  expect(span.cpu.map((c) => c.name)).toEqual(['client', 'scheduler', 'workers']);
+  for (const c of span.cpu) expect(c.usPerJob).toBeGreaterThanOrEqual(0);
+  expect(Number.isFinite(span.usPerJobTotal)).toBe(true);
+}
+
+/** A scale point: every job verified and counted done by the scheduler, its figures there; the ratio to the defaults' throughput when that ran. */
+function checkScale(s: ScaleEntry | undefined, expected: Partial<ScaleResult>): void {
+  if (!s) throw new Error('a scale point is missing');
+  expect(s).toMatchObject({ concurrency: 4, prefetch: 128, failed: 0, wrong: 0, ...expected });
+  expect(s.verified).toBe(s.jobs);
+  expect(s.doneReported).toBe(s.jobs);
+  checkSpan(s, s.jobs);
+  positive(s.usPerJobTotal);
+  // At this size the scheduler's CPU is a few 10 ms ticks: it may round to 0, never be missing.
+  expect(s.schedulerRatioToThroughput).toBeGreaterThanOrEqual(0);
+}
+
 function checkFloor(floor: RelayFloorResult): void {
   expect(floor).toMatchObject({ n: 200, warmup: 50, payloadBytes: 32, verified: 200 });
   for (const k of ['p50', 'p99', 'max'] as const) positive(floor.us[k]);
@@ -73,6 +96,16 @@ describe('npm run bench (smoke)', () => {
     checkThroughput(r.journaled, { config: 'journal', fsync: 'batch', tls: false, concurrency: 4, concurrencyFlag: null, warmup: 0 });
     positive(r.journaled!.ratioToFirst);
     expect(throughput.fsync).toBeNull();
+
+    // Scale: a deep queue drained (after a warm-up of --n jobs, its tenths and its queueing
+    // measured too), and --many-workers connections in --workers processes.
+    const deep = r.scale?.deepQueue;
+    checkScale(deep, { point: 'deep-queue', tls: false, jobs: 2000, queuedAtStart: 2000, warmupJobs: 1000, workerConnections: 2, workerProcesses: 2 });
+    checkSpan(deep!.enqueue, 2000);
+    checkSpan(deep!.firstTenth, 200);
+    checkSpan(deep!.lastTenth, 200);
+    checkScale(r.scale?.manyWorkers, { point: 'many-workers', tls: false, jobs: 1000, queuedAtStart: 0, warmupJobs: 0, workerConnections: 8, workerProcesses: 2 });
+    expect(r.scale!.manyWorkers.firstTenth).toBeUndefined();
 
     expect(latency).toMatchObject({ n: 200, verified: 200 });
     for (const k of ['p50', 'p99', 'max'] as const) positive(latency.us[k]);
@@ -107,6 +140,8 @@ describe('npm run bench (smoke)', () => {
     expect(t.baseline).toBeNull();
     checkThroughput(t.throughput, { config: 'defaults', tls: true, concurrency: 4, concurrencyFlag: null, warmup: 0 });
     expect(t.tuned).toBeNull();
+    checkScale(t.scale?.deepQueue, { point: 'deep-queue', tls: true, jobs: 2000 });
+    checkScale(t.scale?.manyWorkers, { point: 'many-workers', tls: true, jobs: 1000, workerConnections: 8 });
     expect(t.latency).toMatchObject({ n: 200, verified: 200 });
     checkFloor(t.latency!.floor);
     expect(t.memory).toMatchObject({ jobs: 10000, queuedReported: 10000 });
