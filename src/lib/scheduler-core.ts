@@ -180,6 +180,12 @@ export class SchedulerCore {
   #journalEpoch = 0;
   /** Set by freeze(): nothing is dispatched, a lost worker's jobs are not charged. */
   #frozen = false;
+  /**
+   * Moves whenever a worker is left with credit it could not use (#dispatchWorker found nothing
+   * runnable for it) or credit comes back to all (thaw): see KindQueue.saturatedAt. Every other
+   * way a worker regains credit (an answer, a HELLO) goes through #dispatchWorker.
+   */
+  #creditEpoch = 0;
   #clients = 0;
   #queued = 0;
   /** Jobs whose submit record is not durable yet (invisible, but they count against maxQueued). */
@@ -816,6 +822,9 @@ export class SchedulerCore {
     const workers = k.workers;
     const n = workers.length;
     if (n === 0 || k.paused) return;
+    // Every worker of it was full at the last scan and none has been left with credit since: a
+    // submit to a busy kind costs O(1), not a look at each of its workers (issue 9: 128 workers).
+    if (k.saturatedAt === this.#creditEpoch) return;
     while (k.heap.size > 0) {
       // A worker with an idle slot first; only then one that would queue it (prefetch).
       let chosen: WorkerSession | undefined;
@@ -838,7 +847,10 @@ export class SchedulerCore {
         chosen = queuing;
         k.cursor = (k.cursor + queuingAt + 1) % n;
       }
-      if (chosen === undefined) return;
+      if (chosen === undefined) {
+        k.saturatedAt = this.#creditEpoch;
+        return;
+      }
       const job = this.#popRunnable(k);
       if (job === undefined) return;
       this.#assign(job, chosen);
@@ -877,7 +889,10 @@ export class SchedulerCore {
         }
       }
       if (best === undefined) {
-        if (stole || this.#prefetched === 0 || w.started >= w.concurrency || this.#steal(w) === 0) return;
+        if (stole || this.#prefetched === 0 || w.started >= w.concurrency || this.#steal(w) === 0) {
+          this.#creditEpoch++; // w is left with credit: kinds marked saturated must look again
+          return;
+        }
         stole = true;
         continue;
       }
@@ -1563,6 +1578,7 @@ export class SchedulerCore {
   /** Undoes freeze() (a stop that was called off; tests). */
   thaw(): void {
     this.#frozen = false;
+    this.#creditEpoch++; // every worker may have credit again
     this.#dispatchAll();
   }
 

@@ -34,6 +34,51 @@ function setup(opts: CoreOptions = {}) {
 const result = (jobId: number, attempt: number, text: string): Message => ({ type: 'RESULT', jobId, attempt, result: Buffer.from(text) });
 const fail = (jobId: number, attempt: number, permanent = false): Message => ({ type: 'FAIL', jobId, attempt, permanent, message: 'boom' });
 
+describe('dispatch to a kind whose workers are all busy (issue 9: a submit does not scan them each time)', () => {
+  it('a worker that freed up with nothing to run takes the next submit at once', () => {
+    const t = setup();
+    const w = t.worker('W', ['k'], 1);
+    const a = t.submit('k', 'a') as number;
+    const b = t.submit('k', 'b') as number; // W is full: the kind is marked saturated
+    const [runA] = w.peer.take('ASSIGN');
+    expect(runA!.jobId).toBe(a);
+    t.core.handleWorker(w.session, result(a, runA!.attempt, 'ok'));
+    const [runB] = w.peer.take('ASSIGN');
+    expect(runB!.jobId).toBe(b);
+    t.core.handleWorker(w.session, result(b, runB!.attempt, 'ok')); // W idle, nothing queued
+    const c = t.submit('k', 'c') as number;
+    expect(w.peer.take('ASSIGN').map((m) => m.jobId)).toEqual([c]);
+  });
+
+  it('with several kinds and workers, a freed worker of another kind still makes a saturated kind look again', () => {
+    const t = setup();
+    const w1 = t.worker('W1', ['x', 'y'], 1);
+    const w2 = t.worker('W2', ['y'], 1);
+    const x1 = t.submit('x', 'x1') as number; // W1
+    const y1 = t.submit('y', 'y1') as number; // W2
+    t.submit('y', 'y2'); // both full: y saturated
+    expect(w1.peer.take('ASSIGN').map((m) => m.jobId)).toEqual([x1]);
+    const [runY1] = w2.peer.take('ASSIGN');
+    expect(runY1!.jobId).toBe(y1);
+    t.core.handleWorker(w2.session, result(y1, runY1!.attempt, 'ok')); // W2 takes y2
+    const [runY2] = w2.peer.take('ASSIGN');
+    t.core.handleWorker(w1.session, result(x1, 1, 'ok')); // W1 idle: nothing of x or y queued
+    const y3 = t.submit('y', 'y3'); // W2 is busy with y2; W1 must get it
+    expect(w1.peer.take('ASSIGN').map((m) => m.jobId)).toEqual([y3]);
+    expect(runY2).toBeDefined();
+  });
+
+  it('thaw() dispatches what was submitted while frozen', () => {
+    const t = setup();
+    const w = t.worker('W', ['k'], 2);
+    t.core.freeze();
+    const a = t.submit('k', 'a') as number;
+    expect(w.peer.take('ASSIGN')).toHaveLength(0);
+    t.core.thaw();
+    expect(w.peer.take('ASSIGN').map((m) => m.jobId)).toEqual([a]);
+  });
+});
+
 describe('SchedulerCore ordering and routing', () => {
   it('runs paid before free, then shorter estimates first (DESIGN.md ordering)', () => {
     const t = setup();

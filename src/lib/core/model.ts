@@ -274,6 +274,11 @@ export class KindQueue {
   readonly workers: WorkerSession[] = [];
   /** Round-robin position in `workers`. */
   cursor = 0;
+  /**
+   * The core's credit epoch when a scan of `workers` last found none with credit: until the epoch
+   * moves (a worker is left with credit it could not use), a new job need not scan them again.
+   */
+  saturatedAt = -1;
   /** QUEUED jobs whose submit is durable (runnable or delayed). */
   queued = 0;
   /** QUEUED jobs waiting for a delay or backoff (included in `queued`). */
