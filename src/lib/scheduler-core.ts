@@ -186,6 +186,11 @@ export class SchedulerCore {
    * way a worker regains credit (an answer, a HELLO) goes through #dispatchWorker.
    */
   #creditEpoch = 0;
+  /**
+   * Workers with a slot free (`started < concurrency`), in all: at 0 no scan for an idle slot is
+   * needed, the first worker with prefetch room takes a job (issue 9: 128 busy workers).
+   */
+  #idleWorkers = 0;
   #clients = 0;
   #queued = 0;
   /** Jobs whose submit record is not durable yet (invisible, but they count against maxQueued). */
@@ -365,6 +370,7 @@ export class SchedulerCore {
     w.host = (hello.host ?? '').slice(0, 200);
     for (const k of kinds) k.workers.push(w);
     this.#workers.add(w);
+    if (w.concurrency > 0) this.#idleWorkers++;
     beforeDispatch?.(); // the WELCOME goes out before the first ASSIGN
     this.#observer?.worker('joined', w.id, w.name);
     this.#dispatchWorker(w);
@@ -398,6 +404,7 @@ export class SchedulerCore {
     const lost = [...s.running];
     s.running.clear();
     s.held.clear();
+    if (s.started < s.concurrency) this.#idleWorkers--;
     s.started = 0;
     s.prefetchQueue = [];
     s.prefetchHead = s.prefetchTail = 0;
@@ -572,7 +579,7 @@ export class SchedulerCore {
     if (v === undefined || Math.floor(v / 2) !== attempt) return false;
     w.held.delete(jobId);
     if (v % 2 === 1) {
-      w.started--;
+      if (w.started-- === w.concurrency) this.#idleWorkers++;
       this.#startNext(w);
     }
     return true;
@@ -586,7 +593,7 @@ export class SchedulerCore {
       q[w.prefetchHead++] = undefined;
       if (!w.running.has(job) || (job.flags & PREFETCHED_FLAG) === 0) continue; // revoked, cancelled or lost meanwhile
       w.held.set(job.id, job.attempts * 2 + 1);
-      w.started++;
+      if (++w.started === w.concurrency) this.#idleWorkers--;
       this.#started(job, this.#now());
     }
     if (w.prefetchHead === w.prefetchTail) {
@@ -830,6 +837,7 @@ export class SchedulerCore {
       let chosen: WorkerSession | undefined;
       let queuing: WorkerSession | undefined;
       let queuingAt = 0;
+      const anyIdle = this.#idleWorkers > 0;
       for (let i = 0; i < n; i++) {
         const w = workers[(k.cursor + i) % n]!;
         if (!this.#hasCredit(w)) continue;
@@ -841,6 +849,7 @@ export class SchedulerCore {
         if (queuing === undefined) {
           queuing = w;
           queuingAt = i;
+          if (!anyIdle) break; // no worker anywhere has a free slot: this one queues it
         }
       }
       if (chosen === undefined && queuing !== undefined) {
@@ -968,7 +977,7 @@ export class SchedulerCore {
     w.running.add(job);
     if (w.started < w.concurrency) {
       w.held.set(job.id, job.attempts * 2 + 1);
-      w.started++;
+      if (++w.started === w.concurrency) this.#idleWorkers--;
       this.#started(job, this.#now());
     } else {
       // Prefetched (PROTOCOL.md §5.4): the worker starts it when one of its slots frees.

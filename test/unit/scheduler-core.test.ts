@@ -68,6 +68,27 @@ describe('dispatch to a kind whose workers are all busy (issue 9: a submit does 
     expect(runY2).toBeDefined();
   });
 
+  it('a new job goes to the worker with a free slot, not into a busy one’s prefetch queue', () => {
+    const t = setup();
+    const hello = (name: string) => ({ type: 'HELLO' as const, version: 1, role: 'worker' as const, name, capabilities: ['k'], concurrency: 1, prefetch: 4 });
+    const p1 = new FakePeer();
+    const p2 = new FakePeer();
+    const w1 = t.core.openWorker('W1', hello('W1'), p1);
+    const w2 = t.core.openWorker('W2', hello('W2'), p2);
+    const a = t.submit('k', 'a') as number;
+    const b = t.submit('k', 'b') as number;
+    const [runA] = p1.take('ASSIGN');
+    const [runB] = p2.take('ASSIGN');
+    expect([runA!.jobId, runB!.jobId]).toEqual([a, b]); // one each: both busy now
+    t.core.handleWorker(w2, result(b, runB!.attempt, 'ok')); // W2 free again, nothing queued
+    const c = t.submit('k', 'c') as number;
+    expect(p2.take('ASSIGN').map((m) => m.jobId)).toEqual([c]);
+    expect(p1.take('ASSIGN')).toHaveLength(0);
+    t.core.handleWorker(w1, result(a, runA!.attempt, 'ok'));
+    const d = t.submit('k', 'd') as number; // W1 free, W2 busy
+    expect(p1.take('ASSIGN').map((m) => m.jobId)).toEqual([d]);
+  });
+
   it('thaw() dispatches what was submitted while frozen', () => {
     const t = setup();
     const w = t.worker('W', ['k'], 2);
