@@ -27,8 +27,8 @@
 import { hash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { cpuOf, entryOf, installCleanup, killAll, spawnNode } from './procs.js';
-import { percentiles, round } from './stats.js';
+import { entryOf, installCleanup, killAll, spawnNode } from './procs.js';
+import { sequentialLoop } from './sequential.js';
 
 const { values } = parseArgs({
   options: {
@@ -192,13 +192,6 @@ async function runWorker(replyTube: string): Promise<void> {
 // ---------------------------------------------------------------------------
 // Producer: put, wait for the result in the reply tube, delete it.
 
-const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-/** The same inputs as bench/bench.ts's makeInput. */
-function makeInput(i: number, bytes: number): string {
-  const head = `bench:${i}:`;
-  if (head.length >= bytes) return head;
-  return head + PAD.repeat(Math.ceil((bytes - head.length) / PAD.length)).slice(0, bytes - head.length);
-}
 
 async function runProducer(): Promise<void> {
   installCleanup();
@@ -225,36 +218,12 @@ async function runProducer(): Promise<void> {
     return r.body;
   };
 
-  const warmInput = makeInput(7, bytes);
-  const warmExpected = hash('sha256', warmInput, 'hex');
-  for (let i = 0; i < warmup; i++) {
-    const r = await roundTrip(warmInput);
-    if (r !== warmExpected) throw new Error(`warm-up: wrong result ${r}`);
-  }
-  const inputs = Array.from({ length: n }, (_, i) => makeInput(i, bytes));
-  const expected = inputs.map((s) => hash('sha256', s, 'hex'));
-  const samples = new Float64Array(n);
-  let verified = 0;
-  const cpu0 = { server: serverPid === undefined ? undefined : cpuOf(serverPid), worker: cpuOf(worker.pid), self: process.cpuUsage() };
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = await roundTrip(inputs[i]!);
-    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
-    if (r === expected[i]) verified++;
-  }
-  const self = process.cpuUsage(cpu0.self);
-  const perRt = (a: { userMs: number; sysMs: number }, b: { userMs: number; sysMs: number }): number =>
-    round(((b.userMs + b.sysMs - a.userMs - a.sysMs) * 1000) / n, 3);
-  const cpuUs = {
-    server: cpu0.server === undefined ? null : perRt(cpu0.server, cpuOf(serverPid!)),
-    producer: round((self.user + self.system) / n, 3),
-    worker: perRt(cpu0.worker, cpuOf(worker.pid)),
-  };
+  const { us, verified, cpuUsPerRoundTrip: cpu } = await sequentialLoop(roundTrip, { warmup, n, payloadBytes: bytes }, { server: serverPid, worker: worker.pid });
+  const cpuUs = { server: cpu['server'] ?? null, producer: cpu['producer'], worker: cpu['worker'] };
   if (pendingDelete !== undefined) await bs.delete(pendingDelete);
   bs.close();
   await worker.kill();
 
-  const us = percentiles(samples);
   if (values.json === true) {
     process.stdout.write(`${JSON.stringify({ system: 'beanstalkd', n, warmup, payloadBytes: bytes, verified, us, cpuUsPerRoundTrip: cpuUs })}\n`);
   } else {

@@ -39,6 +39,7 @@ import type {
   Target,
   ThroughputResult,
 } from './report.js';
+import { makeInput, sequentialLoop } from './sequential.js';
 import { fmtBytes, fmtInt, fmtRatio, percentiles, round } from './stats.js';
 
 // ---------------------------------------------------------------------------
@@ -289,13 +290,6 @@ function secondsSince(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** A `bytes`-long ASCII job input, distinct per `i`: `bench:<i>:` padded with a fixed pattern. */
-function makeInput(i: number, bytes: number): string {
-  const head = `bench:${i}:`;
-  if (head.length >= bytes) return head;
-  return head + PAD.repeat(Math.ceil((bytes - head.length) / PAD.length)).slice(0, bytes - head.length);
-}
-const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 function sha256Hex(s: string): string {
   return hash('sha256', s, 'hex');
@@ -807,29 +801,19 @@ async function runLatency(opts: Options): Promise<LatencyResult> {
   // The floor first, on its own processes: taskwire's figures are read against it.
   log(`latency: floor, ${fmtInt(opts.latencyN)} sequential round trips through a do-nothing Node relay`);
   const floor = await measureRelayFloor({ warmup: opts.latencyWarmup, n: opts.latencyN, payloadBytes: opts.payloadBytes });
-  const inputs = Array.from({ length: opts.latencyN }, (_, i) => makeInput(i, opts.payloadBytes));
-  const expected = inputs.map(sha256Hex);
   log('latency: starting a scheduler and 1 worker');
   const cluster = await startCluster(opts, 'latency', 1, opts.concurrency);
   try {
     const client = await connectClient(cluster.address, 'bench-latency');
-    const warmInput = makeInput(7, opts.payloadBytes);
-    const warmExpected = sha256Hex(warmInput);
-    for (let i = 0; i < opts.latencyWarmup; i++) {
-      const r = await client.submit('sha256', warmInput);
-      if (r.text() !== warmExpected) throw new Error(`latency warm-up: wrong result ${r.text()}`);
-    }
-    const samples = new Float64Array(opts.latencyN);
-    let verified = 0;
     log(`latency: ${fmtInt(opts.latencyN)} sequential submit-and-wait`);
-    for (let i = 0; i < opts.latencyN; i++) {
-      const t0 = process.hrtime.bigint();
-      const r = await client.submit('sha256', inputs[i]);
-      samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
-      if (r.text() === expected[i]) verified++;
-    }
+    // The same loop as the floor's and bench/beanstalkd-latency.ts's (bench/sequential.ts).
+    const { us, verified, cpuUsPerRoundTrip } = await sequentialLoop(
+      async (input) => (await client.submit('sha256', input)).text(),
+      { warmup: opts.latencyWarmup, n: opts.latencyN, payloadBytes: opts.payloadBytes },
+      { scheduler: cluster.scheduler.pid, worker: cluster.workers[0]!.pid },
+    );
     await client.close({ timeoutMs: 2_000 });
-    return { n: opts.latencyN, payloadBytes: opts.payloadBytes, us: percentiles(samples), verified, floor };
+    return { n: opts.latencyN, payloadBytes: opts.payloadBytes, us, verified, cpuUsPerRoundTrip, floor };
   } finally {
     await stopCluster(opts, cluster);
   }

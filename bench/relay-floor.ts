@@ -26,9 +26,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FrameScanner, HEADER } from './framing.js';
-import { cpuOf, entryOf, installCleanup, killAll, spawnNode, type Proc } from './procs.js';
+import { entryOf, installCleanup, killAll, spawnNode, type Proc } from './procs.js';
 import type { RelayFloorResult } from './report.js';
-import { percentiles, round } from './stats.js';
+import { sequentialLoop } from './sequential.js';
 
 /** taskwire's SUBMIT and RESULT command bytes, so the frames look like the real ones. */
 const JOB = 0x10;
@@ -109,13 +109,6 @@ async function runWorker(port: number): Promise<void> {
 // ---------------------------------------------------------------------------
 // Producer (this process)
 
-const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-/** The same inputs as bench/bench.ts's makeInput. */
-function makeInput(i: number, bytes: number): string {
-  const head = `bench:${i}:`;
-  if (head.length >= bytes) return head;
-  return head + PAD.repeat(Math.ceil((bytes - head.length) / PAD.length)).slice(0, bytes - head.length);
-}
 
 /** Sends one frame at a time through the relay; resolves with the answer's payload. */
 function roundTripper(socket: Socket): (input: string) => Promise<string> {
@@ -171,32 +164,9 @@ async function measure(
   relayPid: number,
   workerPid: number,
 ): Promise<RelayFloorResult> {
-  const warmInput = makeInput(7, opts.payloadBytes);
-  const warmExpected = hash('sha256', warmInput, 'hex');
-  for (let i = 0; i < opts.warmup; i++) {
-    const r = await roundTrip(warmInput);
-    if (r !== warmExpected) throw new Error(`relay-floor warm-up: wrong result ${r}`);
-  }
-  const inputs = Array.from({ length: opts.n }, (_, i) => makeInput(i, opts.payloadBytes));
-  const expected = inputs.map((s) => hash('sha256', s, 'hex'));
-  const samples = new Float64Array(opts.n);
-  let verified = 0;
-  const cpu0 = { relay: cpuOf(relayPid), worker: cpuOf(workerPid), self: process.cpuUsage() };
-  for (let i = 0; i < opts.n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = await roundTrip(inputs[i]!);
-    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
-    if (r === expected[i]) verified++;
-  }
-  const self = process.cpuUsage(cpu0.self);
-  const perRt = (a: { userMs: number; sysMs: number }, b: { userMs: number; sysMs: number }): number =>
-    round(((b.userMs + b.sysMs - a.userMs - a.sysMs) * 1000) / opts.n, 3);
-  const cpuUsPerRoundTrip = {
-    relay: perRt(cpu0.relay, cpuOf(relayPid)),
-    producer: round((self.user + self.system) / opts.n, 3),
-    worker: perRt(cpu0.worker, cpuOf(workerPid)),
-  };
-  return { n: opts.n, warmup: opts.warmup, payloadBytes: opts.payloadBytes, verified, us: percentiles(samples), cpuUsPerRoundTrip };
+  const { us, verified, cpuUsPerRoundTrip: cpu } = await sequentialLoop(roundTrip, opts, { relay: relayPid, worker: workerPid });
+  const cpuUsPerRoundTrip = { relay: cpu['relay']!, producer: cpu['producer']!, worker: cpu['worker']! };
+  return { n: opts.n, warmup: opts.warmup, payloadBytes: opts.payloadBytes, verified, us, cpuUsPerRoundTrip };
 }
 
 // ---------------------------------------------------------------------------

@@ -130,6 +130,8 @@ export interface LatencyResult {
   payloadBytes: number;
   us: Percentiles;
   verified: number;
+  /** CPU µs per measured round trip: the client (`producer`), `scheduler` and `worker`. */
+  cpuUsPerRoundTrip: Record<string, number | null>;
   /** The same loop through a do-nothing Node relay, measured just before (bench/relay-floor.ts). */
   floor: RelayFloorResult;
 }
