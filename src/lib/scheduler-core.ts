@@ -1196,7 +1196,6 @@ export class SchedulerCore {
     else peer.send({ type: 'EVENT', jobId: job.id, event, attempt: job.attempts, pct: 0, permanent, data });
   }
 
-
   #notifyProgress(job: Job, pct: number, message: string): void {
     const waiters = job.waiters;
     if (waiters === null) return;
