@@ -14,15 +14,17 @@
  */
 import { hash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Client as ClientClass, ConnectOptions, JobResult, SubmitItem, WorkerInfo } from '../src/client.js';
 import { FrameScanner, makeFrame } from './framing.js';
 import { makeBenchPki, removeBenchPki, type BenchPki } from './pki.js';
+import { summarise, type CpuProfile } from './profile-summary.js';
 import { cpuOf, entryOf, installCleanup, killAll, peakRssOf, ROOT, rssOf, spawnNode, type Proc, type Runtime } from './procs.js';
 import { measureRelayFloor } from './relay-floor.js';
 import type {
@@ -32,6 +34,7 @@ import type {
   LatencyResult,
   MemoryResult,
   ProcCpu,
+  ProfileSummary,
   Report,
   ScaleEntry,
   ScaleResult,
@@ -80,7 +83,7 @@ interface Options {
   runtime: Runtime;
   json: boolean;
   skip: Set<Phase>;
-  /** Directory for `--cpu-prof` profiles of the scheduler and worker processes. */
+  /** Directory for CPU profiles of the scheduler, worker and client processes, summarised after the table. */
   profile: string | undefined;
   /** The worker entry point (default src/worker.ts; bench/mini-worker.ts for the bare protocol). */
   workerScript: string;
@@ -127,8 +130,10 @@ Options:
   --json                print one JSON object instead of the table
   --worker-script F     worker entry point (default src/worker.ts; bench/mini-worker.ts
                         is a bare protocol-only worker, for comparison)
-  --profile DIR         run scheduler and workers with --cpu-prof, profiles in DIR
-                        (the client: node --cpu-prof --import tsx bench/bench.ts)
+  --profile DIR         CPU profiles in DIR, one directory per process and configuration:
+                        scheduler and workers (--cpu-prof, their whole life) and the client
+                        (its measured part); prints a summary of each process's (busy ms,
+                        top functions by self time) after the table
   -h, --help            show this help
 `;
 
@@ -329,14 +334,94 @@ interface Cluster {
   workers: Proc[];
 }
 
-let profiles = 0;
+// ---------------------------------------------------------------------------
+// Profiles (--profile)
+
+/** Every profile directory of this run, numbered in order, and when it was handed out (ms). */
+const profileDirs: Array<{ dir: string; since: number }> = [];
+
+/** A new directory under `root` for one process's profile, e.g. `03-scheduler-latency`. */
+function profileDir(root: string, label: string): string {
+  const dir = join(root, `${String(profileDirs.length + 1).padStart(2, '0')}-${label.replace(/[^a-z0-9-]+/gi, '-').replace(/-+$/, '')}`);
+  profileDirs.push({ dir, since: Date.now() });
+  return dir;
+}
 
 /** Node arguments that make a child write a CPU profile named after `label` (with --profile). */
 function profileArgs(opts: Options, label: string): string[] {
   if (opts.profile === undefined) return [];
   // One directory per process: tsx's loader thread writes a profile of its own next to the main thread's.
-  const dir = join(opts.profile, `${String(++profiles).padStart(2, '0')}-${label.replace(/[^a-z0-9-]+/gi, '-').replace(/-+$/, '')}`);
-  return ['--cpu-prof', '--cpu-prof-dir', dir];
+  return ['--cpu-prof', '--cpu-prof-dir', profileDir(opts.profile, label)];
+}
+
+/** A profile of this process in progress; `stop` writes it (and does nothing without --profile). */
+interface ClientProfile {
+  stop(): Promise<void>;
+}
+
+/**
+ * With --profile: starts profiling this process (the client) until `stop`, which writes
+ * DIR/NN-client-<label>/client.cpuprofile next to the children's. Started just before a
+ * phase's measured part and stopped after its figures are taken, so the profile holds what
+ * the figures hold (not the inputs' hashing before, nor stopping it). Without --profile there
+ * is no inspector session at all: the figures pay nothing.
+ */
+async function profileClient(opts: Options, label: string): Promise<ClientProfile> {
+  if (opts.profile === undefined) return { stop: () => Promise.resolve() };
+  const dir = profileDir(opts.profile, `client-${label}`);
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  // --cpu-prof's default interval, so the client's profile reads like the children's.
+  await session.post('Profiler.setSamplingInterval', { interval: 1000 });
+  await session.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'client.cpuprofile'), JSON.stringify(profile));
+    },
+  };
+}
+
+/**
+ * The main thread's profile among those in `dir` written since `since` (an earlier run's
+ * into the same DIR are left alone): V8 writes one file per thread, and under tsx the loader
+ * thread has one too, with few samples.
+ */
+function mainProfileOf(dir: string, since: number): { file: string; profile: CpuProfile } | undefined {
+  if (!existsSync(dir)) return undefined;
+  let best: { file: string; profile: CpuProfile } | undefined;
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    if (!name.endsWith('.cpuprofile') || statSync(file).mtimeMs < since) continue;
+    const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    if (best === undefined || (profile.samples?.length ?? 0) > (best.profile.samples?.length ?? 0)) best = { file, profile };
+  }
+  return best;
+}
+
+/** Every profile of this run summarised, in order; a process that wrote none gets a note instead. */
+function summariseProfiles(notes: string[]): ProfileSummary[] {
+  const out: ProfileSummary[] = [];
+  for (const { dir, since } of profileDirs) {
+    const found = mainProfileOf(dir, since);
+    if (found === undefined) {
+      notes.push(`no CPU profile in ${dir}: the process was killed before it wrote one`);
+      continue;
+    }
+    const { items, busyMs } = summarise(found.profile);
+    // Samples can carry no time (the last one; V8 zero deltas): a function with only those is not a top one.
+    const timed = items.filter((it) => it.selfMs > 0);
+    out.push({
+      dir: basename(dir),
+      file: found.file,
+      busyMs: round(busyMs, 4),
+      top: timed.slice(0, 8).map((it) => ({ name: it.name, sharePct: round(it.share * 100, 3), ms: round(it.selfMs, 3) })),
+    });
+  }
+  return out;
 }
 
 /** With --profile, children get SIGTERM and time to write their profile; else SIGKILL. */
@@ -529,11 +614,13 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
       const bad = warm.filter((r) => r instanceof Error).length;
       if (bad > 0) throw new Error(`warm-up: ${bad} jobs failed: ${String(warm.find((r) => r instanceof Error))}`);
     }
+    // Logged before the measurement: fmtInt's first call (ICU) costs the client ~10 ms.
+    log(`throughput (${cfg.name}): ${fmtInt(opts.n)} sha256 jobs of ${opts.payloadBytes} bytes, window ${opts.window}`);
     const procs: Proc[] = [cluster.scheduler, ...cluster.workers];
+    const prof = await profileClient(opts, `throughput-${cfg.name}`);
     const cpu0 = procs.map((p) => cpuOf(p.pid));
     const self0 = process.cpuUsage();
     const machine0 = machineCpu();
-    log(`throughput (${cfg.name}): ${fmtInt(opts.n)} sha256 jobs of ${opts.payloadBytes} bytes, window ${opts.window}`);
     const t0 = process.hrtime.bigint();
     const results = await client.submitMany(items, { window: opts.window });
     const elapsed = secondsSince(t0);
@@ -545,6 +632,7 @@ async function runThroughput(opts: Options, cfg: ThroughputConfig): Promise<Thro
     });
     cpu.unshift(cpuRow('client', self1.user / 1000, self1.system / 1000, elapsed, opts.n));
     const otherCores = otherCoresOf(machine0, machine1, cpu.reduce((sum, c) => sum + c.cpuMs, 0), elapsed);
+    await prof.stop();
     const check = newCheck();
     results.forEach((r, i) => checkResult(check, i, r, expected[i]!));
     const { verified, failed, wrong } = check;
@@ -726,6 +814,7 @@ async function runDeepQueue(opts: Options): Promise<ScaleResult> {
     let first: CpuMark | undefined;
     let last: CpuMark | undefined;
     const check = newCheck();
+    const prof = await profileClient(opts, 'scale-deep');
     const start = cpuMark(procs);
     await client.resume('sha256');
     await waitAll(client, ids, opts.window, (i, r, settled) => {
@@ -734,6 +823,7 @@ async function runDeepQueue(opts: Options): Promise<ScaleResult> {
       if (settled === q - tenth) last = cpuMark(procs);
     });
     const end = cpuMark(procs);
+    await prof.stop();
     const point = { point: 'deep-queue', queuedAtStart: q, warmupJobs: warm, workerConnections: opts.workers, workerProcesses: opts.workers } as const;
     const result = await scaleResult(opts, client, cluster, point, ws[0]!, { start, end }, check);
     result.enqueue = spanOf(filling, filled, q);
@@ -781,9 +871,11 @@ async function runManyWorkers(opts: Options): Promise<ScaleResult> {
     if (ws.length !== opts.manyWorkers) throw new Error(`scale: expected ${opts.manyWorkers} worker connections, the scheduler has ${ws.length}`);
     log(`scale: ${fmtInt(opts.n)} sha256 jobs over ${opts.manyWorkers} worker connections, window ${opts.window}`);
     const procs = [proc, ...cluster.workers];
+    const prof = await profileClient(opts, 'scale-many');
     const start = cpuMark(procs);
     const results = await client.submitMany(items, { window: opts.window });
     const end = cpuMark(procs);
+    await prof.stop();
     const check = newCheck();
     results.forEach((r, i) => checkResult(check, i, r, expected[i]!));
     const point = { point: 'many-workers', queuedAtStart: 0, warmupJobs: 0, workerConnections: opts.manyWorkers, workerProcesses: hosts } as const;
@@ -806,12 +898,15 @@ async function runLatency(opts: Options): Promise<LatencyResult> {
   try {
     const client = await connectClient(cluster.address, 'bench-latency');
     log(`latency: ${fmtInt(opts.latencyN)} sequential submit-and-wait`);
-    // The same loop as the floor's and bench/beanstalkd-latency.ts's (bench/sequential.ts).
+    // The same loop as the floor's and bench/beanstalkd-latency.ts's (bench/sequential.ts). Its
+    // warm-up and input hashing are inside, so the client's profile holds them too.
+    const prof = await profileClient(opts, 'latency');
     const { us, verified, cpuUsPerRoundTrip } = await sequentialLoop(
       async (input) => (await client.submit('sha256', input)).text(),
       { warmup: opts.latencyWarmup, n: opts.latencyN, payloadBytes: opts.payloadBytes },
       { scheduler: cluster.scheduler.pid, worker: cluster.workers[0]!.pid },
     );
+    await prof.stop();
     await client.close({ timeoutMs: 2_000 });
     return { n: opts.latencyN, payloadBytes: opts.payloadBytes, us, verified, cpuUsPerRoundTrip, floor };
   } finally {
@@ -869,9 +964,11 @@ async function runMemory(opts: Options): Promise<MemoryResult> {
     }
     log(`memory: warmed up with ${fmtInt(warm)} jobs (young generation ${fmtBytes(before.spaces['new_space'] ?? 0)})`);
     log(`memory: queueing ${fmtInt(opts.memoryJobs)} jobs of ${opts.payloadBytes} bytes`);
+    const prof = await profileClient(opts, 'memory');
     const t0 = process.hrtime.bigint();
     const acks = await client.enqueueMany(sha256Items(opts.memoryJobs, opts.payloadBytes, 0), { window: opts.window });
     const enqueuePerSec = opts.memoryJobs / secondsSince(t0);
+    await prof.stop();
     const refused = acks.filter((r) => r instanceof Error).length;
     if (refused > 0) throw new Error(`memory: ${refused} submissions refused: ${String(acks.find((r) => r instanceof Error))}`);
     const after = await readMem(host, ++seq);
@@ -908,15 +1005,17 @@ async function runMemory(opts: Options): Promise<MemoryResult> {
 async function runJournalMode(opts: Options, mode: JournalModeResult['mode'], jobs: number): Promise<JournalModeResult> {
   const dir = mode === 'memory' ? undefined : mkdtempSync(join(tmpdir(), 'taskwire-bench-'));
   const extra = dir === undefined ? [] : ['--data-dir', dir, '--fsync', mode];
-  const { proc, address } = await startScheduler(opts, extra, `scheduler (${mode})`);
+  const { proc, address } = await startScheduler(opts, extra, `scheduler (journal-${mode})`);
   try {
     const client = await connectClient(address, 'bench-journal');
     const warm = Math.min(1_000, jobs);
     await client.enqueueMany(sha256Items(warm, opts.payloadBytes, 2_000_000_000), { window: opts.window });
     log(`journal: ${mode === 'memory' ? 'memory only' : `--fsync ${mode}`}, ${fmtInt(jobs)} submissions`);
+    const prof = await profileClient(opts, `journal-${mode}`);
     const t0 = process.hrtime.bigint();
     const acks = await client.enqueueMany(sha256Items(jobs, opts.payloadBytes, 0), { window: opts.window });
     const elapsed = secondsSince(t0);
+    await prof.stop();
     const refused = acks.filter((r) => r instanceof Error).length;
     if (refused > 0) throw new Error(`journal ${mode}: ${refused} submissions refused: ${String(acks.find((r) => r instanceof Error))}`);
     await client.close({ timeoutMs: 2_000 });
@@ -977,6 +1076,15 @@ function targetsOf(r: Report): Target[] {
     t.push({ name: 'fsync batch ÷ memory-only, end to end', target: '>= 0.6', value: v, ok: v >= 0.6 });
   }
   return t;
+}
+
+/**
+ * One process's profile in a line, e.g. `profile 01-scheduler-throughput-defaults: 812 ms busy;
+ * writeBuffer 17%, (garbage collector) 10%, ...`: function names only, their files and lines are in the JSON.
+ */
+function profileLine(p: ProfileSummary): string {
+  const top = p.top.map((t) => `${t.name.replace(/ \S+:\d+$/, '')} ${Math.round(t.sharePct)}%`);
+  return `profile ${p.dir}: ${Math.round(p.busyMs)} ms busy; ${top.join(', ')}`;
 }
 
 function printTable(r: Report): void {
@@ -1087,6 +1195,7 @@ function printTable(r: Report): void {
     line(rows[0]!),
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.slice(1).map(line),
+    ...r.profiles.map(profileLine),
     ...r.notes.map((n) => `note: ${n}`),
   ];
   process.stdout.write(out.join('\n') + '\n');
@@ -1147,6 +1256,8 @@ async function runAll(opts: Options): Promise<number> {
   const memory = run('memory') ? await runMemory(opts) : null;
   const journal = run('journal') ? await runJournal(opts) : null;
 
+  if (profileDirs.length > 0) log(`profiles: summarising ${profileDirs.length}`);
+  const profiles = summariseProfiles(notes);
   const base = baseline?.msgsPerSec ?? NaN;
   const cpu = cpus();
   const report: Report = {
@@ -1184,6 +1295,7 @@ async function runAll(opts: Options): Promise<number> {
       ratioToBaseline: Object.fromEntries(journal.modes.map((m) => [m.mode, round(m.acksPerSec / base, 3)])),
     },
     targets: [],
+    profiles,
     notes,
   };
   report.targets = targetsOf(report);

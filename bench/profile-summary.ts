@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 interface CallFrame {
@@ -21,7 +22,8 @@ interface ProfileNode {
   hitCount?: number;
   positionTicks?: { line: number; ticks: number }[];
 }
-interface CpuProfile {
+/** A `.cpuprofile` file, as V8 writes it (the fields read here). */
+export interface CpuProfile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -108,4 +110,5 @@ function main(): void {
   }
 }
 
-main();
+// Imported by bench/bench.ts (--profile): only the functions; run as a script: the command line.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main();

@@ -188,6 +188,27 @@ export interface JournalResult {
   batchRatio: number;
 }
 
+/**
+ * One process's CPU profile from `--profile`, summarised like bench/profile-summary.ts does:
+ * the main thread's (tsx's loader thread writes a profile of its own, left out).
+ */
+export interface ProfileSummary {
+  /**
+   * Its directory under `--profile`, one per process and configuration, numbered in the
+   * order the processes started: e.g. `01-scheduler-throughput-defaults`, `04-client-throughput-defaults`.
+   */
+  dir: string;
+  /** The profile summarised: for `bench/profile-summary.ts --fn NAME FILE`. */
+  file: string;
+  /**
+   * Sampled time not idle, ms: for the scheduler and workers, their whole life (start-up
+   * included); for the client (the bench itself), only the measured part.
+   */
+  busyMs: number;
+  /** The 8 functions with the most self time (name, file and line), largest first; `sharePct` of `busyMs`. */
+  top: { name: string; sharePct: number; ms: number }[];
+}
+
 export interface Target {
   name: string;
   target: string;
@@ -220,5 +241,7 @@ export interface Report {
   memory: MemoryResult | null;
   journal: (JournalResult & { ratioToBaseline: Record<string, number> }) | null;
   targets: Target[];
+  /** With `--profile`: every process profiled, in `dir` order; empty without it. */
+  profiles: ProfileSummary[];
   notes: string[];
 }

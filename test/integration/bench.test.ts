@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import type { RelayFloorResult, Report, ScaleEntry, ScaleResult, ScaleSpan, ThroughputResult } from '../../bench/report.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { ProfileSummary, RelayFloorResult, Report, ScaleEntry, ScaleResult, ScaleSpan, ThroughputResult } from '../../bench/report.js';
 import { spawnTs } from '../helpers/process.js';
 
 /**
@@ -127,6 +130,7 @@ describe('npm run bench (smoke)', () => {
     positive(journal.batchRatio);
     for (const mode of ['memory', 'batch', 'always']) positive(journal.ratioToBaseline[mode]);
 
+    expect(r.profiles).toEqual([]);
     expect(r.targets.map((t) => t.name)).toEqual([
       'throughput jobs/s',
       'CPU µs per job',
@@ -147,4 +151,38 @@ describe('npm run bench (smoke)', () => {
     expect(t.memory).toMatchObject({ jobs: 10000, queuedReported: 10000 });
     expect(t.journal?.modes.map((m) => m.mode)).toEqual(['memory', 'batch', 'always']);
   });
+
+  it('with --profile, summarises the profile of the scheduler, each worker and the client of every throughput configuration', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskwire-bench-profile-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const r = await runBench(['--skip', 'baseline,scale,latency,memory,journal', '--profile', dir]);
+    // Numbered in the order the processes started: the scheduler, its workers, then the client's measured part.
+    expect(r.profiles.map((p) => p.dir)).toEqual([
+      '01-scheduler-throughput-defaults',
+      '02-throughput-defaults-w1',
+      '03-throughput-defaults-w2',
+      '04-client-throughput-defaults',
+      '05-scheduler-throughput-journal',
+      '06-throughput-journal-w1',
+      '07-throughput-journal-w2',
+      '08-client-throughput-journal',
+    ]);
+    for (const p of r.profiles) checkProfile(p);
+    expect(r.profiles[3]!.file).toBe(join(dir, '04-client-throughput-defaults', 'client.cpuprofile'));
+  });
 });
+
+/** A process's profile summary: its file there, some busy time, and its top functions, largest first. */
+function checkProfile(p: ProfileSummary): void {
+  expect(existsSync(p.file), p.file).toBe(true);
+  positive(p.busyMs);
+  expect(p.top.length).toBeGreaterThan(0);
+  expect(p.top.length).toBeLessThanOrEqual(8);
+  for (const t of p.top) {
+    expect(t.name).not.toBe('');
+    expect(t.sharePct).toBeGreaterThan(0);
+    expect(t.sharePct).toBeLessThanOrEqual(100);
+  }
+  const ms = p.top.map((t) => t.ms);
+  expect(ms).toEqual([...ms].sort((a, b) => b - a));
+}
