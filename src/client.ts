@@ -18,6 +18,7 @@ import {
   encode,
   hotFrameBytes,
   HEADER_BYTES,
+  MAX_STR8_BYTES,
   PROTOCOL_VERSION,
   U32_MAX,
   type AckMessage,
@@ -214,6 +215,9 @@ type Op = typeof OP_REPLY | typeof OP_ACK | typeof OP_JOB;
  * until the final EVENT. Either `batch` (bulk submission, no promise per job)
  * or the callbacks are set. One fixed shape, so the hot path stays monomorphic.
  */
+/** A SUBMIT payload's bytes besides its arguments, at most: 22 fixed (the str8 lengths included), kind and key up to 255 each. */
+const SUBMIT_MAX_FIXED_BYTES = 22 + 2 * MAX_STR8_BYTES;
+
 class Pending {
   /** Valid once ACKed (OP_JOB). */
   jobId = 0;
@@ -754,11 +758,14 @@ export class Client {
       wait,
       progress,
     };
-    const payloadBytes = hotFrameBytes(msg) - HEADER_BYTES;
+    // The scheduler would close the whole connection with FRAME_TOO_LARGE. The exact size is only
+    // worked out when the arguments come near the limit (kind and key are at most 255 bytes each).
     const max = this.#welcome?.maxPayloadBytes ?? 0;
-    if (max > 0 && payloadBytes > max) {
-      // The scheduler would close the whole connection with FRAME_TOO_LARGE.
-      throw new TaskwireError('INVALID_ARGUMENT', `job payload of ${payloadBytes} bytes exceeds the scheduler's maximum of ${max}`);
+    if (max > 0 && msg.args.length + SUBMIT_MAX_FIXED_BYTES > max) {
+      const payloadBytes = hotFrameBytes(msg) - HEADER_BYTES;
+      if (payloadBytes > max) {
+        throw new TaskwireError('INVALID_ARGUMENT', `job payload of ${payloadBytes} bytes exceeds the scheduler's maximum of ${max}`);
+      }
     }
     return msg;
   }

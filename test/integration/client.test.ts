@@ -135,6 +135,10 @@ describe('Client.submit', () => {
     await expect(client.submit('x'.repeat(256), 'x')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(fake.receivedOf('SUBMIT')).toEqual([]);
     expect((await client.submit('sha256', 'ok')).text()).toBe(sha256('ok'));
+    // At the limit exactly: 22 fixed bytes (str8 lengths included), kind "sha256", no key, 996 of args = 1024.
+    expect((await client.submit('sha256', 'y'.repeat(996))).text()).toBe(sha256('y'.repeat(996)));
+    await expect(client.submit('sha256', 'y'.repeat(997))).rejects.toThrow(/1025 bytes exceeds the scheduler's maximum of 1024/);
+    expect(fake.receivedOf('SUBMIT')).toHaveLength(2);
   });
 
   it('reports progress to onProgress', async () => {
